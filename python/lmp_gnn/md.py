@@ -1,0 +1,211 @@
+"""Quasi-static uniaxial compression of a network in LAMMPS (in process), as a `Trajectory`.
+
+The protocol (DESIGN.md §3, the paper's supplement §I.A.3), LJ units:
+
+- `dimension 2`, `atom_style bond`, `bond_style harmonic` (E = K (l - l_r)^2), bonded only
+  (`pair_style zero`, ghost cutoff above the longest bond);
+- relaxation at zero strain: energy minimisation with zero stress on y (`fix box/relax`),
+  then one snapshot interval of MD without deformation;
+- `fix deform x erate -rate remap x`: x shrinks at a constant engineering strain rate,
+  Lx(τ) = Lx0 (1 - rate·τ) with τ the MD time since the start of the compression;
+- zero pressure on y by `fix press/berendsen y 0 0 1.0 modulus 1.0 dilate all`;
+- `fix langevin T T damp seed zero yes` + `fix nve`, `fix enforce2d` last.
+
+Snapshots are taken at a fixed absolute change Δl of Lx (the same Δl for every system size),
+i.e. every ξ = round(Δl / (rate·dt·Lx0)) MD steps. The strain rate actually used is adjusted
+by the rounding (by less than 0.5/ξ relative) so that snapshot t has exactly
+Lx(t) = Lx0 - t·Δl; both the requested and the used rate are written to the metadata.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from lmp_gnn.network import Network
+from lmp_gnn.trajectory import Trajectory
+
+THERMOSTATS = ("langevin", "viscous")
+
+
+def md_steps_per_snapshot(box_x: float, delta_l: float, strain_rate: float, timestep: float) -> int:
+    """ξ = round(Δl / (rate · dt · Lx0)), at least 1: MD steps between snapshots."""
+    return max(1, int(round(delta_l / (strain_rate * timestep * box_x))))
+
+
+def compress(net: Network, *, max_strain: float = 0.05, delta_l: float = 2e-3, temperature: float = 1e-10,
+             strain_rate: float = 2.5e-6, timestep: float = 0.05, damp: float = 10.0, seed: int = 0,
+             thermostat: str = "langevin", minimize: bool = True, progress: Callable[[int, int], None] | None = None,
+             log: str | os.PathLike | None = None) -> Trajectory:
+    """Compress `net` along x at constant strain rate with zero stress on y; return the trajectory.
+
+    Args:
+        net: the network (box centred at the origin; positions may be unwrapped).
+        max_strain: final engineering compressive strain along x, in (0, 0.5). The run stops at the
+            last snapshot with t·Δl ≤ max_strain·Lx0.
+        delta_l: change of Lx per snapshot (distance), in (0, max_strain·Lx0].
+        temperature: Langevin target temperature (k_B = 1), > 0 (1e-11 … 1e-6 in the paper).
+        strain_rate: requested engineering strain rate (per MD time unit), > 0 (compression).
+        timestep: MD time step dt.
+        damp: Langevin damping time (drag coefficient m/damp); 10-30 is quasi-static, 1 is not.
+        seed: random seed (any int ≥ 0); the Langevin seed is derived from it.
+        thermostat: "langevin" (default) or "viscous" (the same drag m/damp, no noise: T = 0).
+        minimize: relax by energy minimisation (zero stress on y) before the MD relaxation.
+        progress: called as progress(done, total) after each snapshot (total = T).
+        log: LAMMPS log file, or None.
+
+    Returns:
+        Trajectory with positions [T, N, 2] (unwrapped, box centred at the origin), box [T, 2]
+        with box[t, 0] = Lx0 - t·Δl, bonds [M, 2] and rest lengths [M] from `net`, and the
+        metadata keys of docs/formats.md.
+    """
+    lx0 = float(net.box[0])
+    _check_args(lx0, max_strain, delta_l, temperature, strain_rate, timestep, damp, seed, thermostat)
+    n_steps = int(math.floor(max_strain * lx0 / delta_l * (1 + 1e-12)))  # snapshots after the first
+    xi = md_steps_per_snapshot(lx0, delta_l, strain_rate, timestep)
+    rate = delta_l / (xi * timestep * lx0)  # used rate: exactly Δl per ξ steps
+    n_total = n_steps * xi
+    lammps_seed = seed % 900_000_000 + 1  # LAMMPS wants a positive seed
+
+    t_start = time.perf_counter()
+    positions = np.empty((n_steps + 1, net.n_nodes, 2))
+    box = np.empty((n_steps + 1, 2))
+    lmp = _setup(net, timestep=timestep, log=log)
+    try:
+        cmd = lmp.command
+        if minimize:
+            cmd("fix relax all box/relax y 0.0 vmax 0.001")
+            cmd("min_style cg")
+            cmd("minimize 0.0 1.0e-12 10000 100000")
+            cmd("unfix relax")
+        cmd("reset_timestep 0")
+        cmd("fix press all press/berendsen y 0.0 0.0 1.0 modulus 1.0 dilate all")
+        if thermostat == "langevin":
+            cmd(f"fix bath all langevin {temperature:.17g} {temperature:.17g} {damp:.17g} {lammps_seed} zero yes")
+        else:
+            cmd(f"fix bath all viscous {1.0 / damp:.17g}")
+        cmd("fix integrate all nve")
+        cmd("fix planar all enforce2d")
+        cmd(f"run {xi} post no")  # relaxation at zero strain, one snapshot interval long
+        positions[0], box[0] = _snapshot(lmp, net.n_nodes)
+        box[0, 0] = lx0  # exact: the deformation starts from the box as read
+        if progress:
+            progress(1, n_steps + 1)
+
+        cmd("reset_timestep 0")
+        cmd("unfix planar")
+        cmd(f"fix squeeze all deform 1 x erate {-rate:.17g} remap x")
+        cmd("fix planar all enforce2d")
+        for t in range(1, n_steps + 1):
+            # start/stop on every chunk keep fix deform on one continuous ramp (DESIGN.md facts);
+            # the first chunk needs pre yes for the new fixes' setup.
+            pre = "yes" if t == 1 else "no"
+            cmd(f"run {xi} start 0 stop {n_total} pre {pre} post no")
+            positions[t], box[t] = _snapshot(lmp, net.n_nodes)
+            if progress:
+                progress(t + 1, n_steps + 1)
+    finally:
+        lmp.close()
+    wall = time.perf_counter() - t_start
+
+    if not np.all(np.isfinite(positions)) or not np.all(np.isfinite(box)):
+        raise RuntimeError("compression produced non-finite positions or box lengths; "
+                           "expected a mechanically stable network (check for floppy modes)")
+    from lmp_gnn import __version__
+
+    source = net.info.get("source")
+    metadata = {
+        "generator_version": __version__,
+        "n_nodes": net.n_nodes,
+        "n_bonds": net.n_bonds,
+        "temperature": 0.0 if thermostat == "viscous" else float(temperature),
+        "strain_rate": float(rate),
+        "strain_rate_requested": float(strain_rate),
+        "timestep": float(timestep),
+        "damp": float(damp),
+        "thermostat": thermostat,
+        "delta_l": float(delta_l),
+        "md_steps_per_snapshot": int(xi),
+        "max_strain": float(max_strain),
+        "axis": "x",
+        "seed": int(seed),
+        "nu_linear": net.info.get("nu_linear"),
+        "network": Path(source).name if source else None,
+        "wall_time_s": float(wall),
+    }
+    return Trajectory(positions, box, net.bonds.copy(), net.rest_length.copy(), metadata)
+
+
+def _check_args(lx0, max_strain, delta_l, temperature, strain_rate, timestep, damp, seed, thermostat) -> None:
+    def finite(name, value):
+        if not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
+            raise ValueError(f"expected a finite number for {name}, got {value!r}")
+
+    for name, value in (("max_strain", max_strain), ("delta_l", delta_l), ("temperature", temperature),
+                        ("strain_rate", strain_rate), ("timestep", timestep), ("damp", damp)):
+        finite(name, value)
+    if not 0.0 < max_strain < 0.5:
+        raise ValueError(f"expected 0 < max_strain < 0.5, got {max_strain}")
+    if delta_l <= 0:
+        raise ValueError(f"expected delta_l > 0, got {delta_l}")
+    if delta_l > max_strain * lx0 * (1 + 1e-12):
+        raise ValueError(f"expected delta_l ≤ the total compression max_strain·Lx0 = {max_strain * lx0:.6g}, "
+                         f"got {delta_l}")
+    if temperature <= 0:
+        raise ValueError(f"expected temperature > 0, got {temperature}")
+    if strain_rate <= 0:
+        raise ValueError(f"expected strain_rate > 0 (compression), got {strain_rate}")
+    if timestep <= 0:
+        raise ValueError(f"expected timestep > 0, got {timestep}")
+    if damp <= 0:
+        raise ValueError(f"expected damp > 0, got {damp}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"expected seed to be an int ≥ 0, got {seed!r}")
+    if thermostat not in THERMOSTATS:
+        raise ValueError(f"expected thermostat in {THERMOSTATS}, got {thermostat!r}")
+    if delta_l / (strain_rate * timestep * lx0) < 0.5:
+        raise ValueError(f"delta_l = {delta_l} is less than half an MD step of deformation "
+                         f"(strain_rate·timestep·Lx0 = {strain_rate * timestep * lx0:.3g}); "
+                         "expected a larger delta_l or a smaller strain_rate·timestep")
+
+
+def _setup(net: Network, *, timestep: float, log):
+    """A LAMMPS instance with `net` read (centred box), bonded interactions only."""
+    from lmp_gnn._lammps import new_lammps
+
+    lengths = np.concatenate([net.bond_lengths(), net.rest_length])
+    cutoff = 1.5 * float(lengths.max()) + 0.5
+    if cutoff > 0.5 * float(net.box.min()):
+        raise ValueError(f"expected a box larger than twice the ghost cutoff (1.5 × longest bond + 0.5 = "
+                         f"{cutoff:.3g}), got box {net.box.tolist()}")
+    lmp = new_lammps(log=log)
+    try:
+        with tempfile.TemporaryDirectory(prefix="lmp_gnn_md_") as tmp:
+            data = net.write_lammps_data(Path(tmp) / "network.data")
+            for line in ("units lj", "dimension 2", "boundary p p p", "atom_style bond",
+                         "atom_modify map array", "bond_style harmonic", f"read_data {data}"):
+                lmp.command(line)
+        for line in ("pair_style zero 0.5 nocoeff", "pair_coeff * *", "neighbor 0.3 bin",
+                     "neigh_modify delay 0 every 1 check yes", f"comm_modify cutoff {cutoff:.6g}",
+                     f"timestep {timestep:.17g}", "thermo 0", "velocity all set 0.0 0.0 0.0"):
+            lmp.command(line)
+    except Exception:
+        lmp.close()
+        raise
+    return lmp
+
+
+def _snapshot(lmp, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unwrapped positions [N, 2] (x + image·L − box centre, ordered by atom ID) and box lengths [2]."""
+    boxlo, boxhi, *_ = lmp.extract_box()
+    lo, hi = np.array(boxlo[:2]), np.array(boxhi[:2])
+    length = hi - lo
+    x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3)[:, :2]
+    image = np.ctypeslib.as_array(lmp.gather_atoms("image", 0, 3)).reshape(n, 3)[:, :2]
+    return x + image * length - 0.5 * (lo + hi), length

@@ -1,0 +1,281 @@
+"""The Python reference rollout of a learned simulator (what `fix gnn/rollout` is tested against).
+
+A rollout starts from h+1 true snapshots r(start-h), ..., r(start) and takes n learned steps,
+one snapshot each (Δt = 1, LJ distance units, "per step" = per snapshot):
+
+    a(t)   = model(node_features(t), edge_index, edge_features(t))
+    r(t+1) = 2 r(t) - r(t-1) + a(t)
+
+The arithmetic, exactly as done here (the C++ fix mirrors it step for step):
+
+State, all float64: positions r [N, 2] (unwrapped), velocity history V [h, N, 2] newest first
+(V[k] = v(t-k), v(t) = r(t) - r(t-1)), box lengths (Lx, Ly). Initially V is formed from the true
+snapshots (`features.velocity_history`) and the box is the true box at `start`.
+
+For each step t = start, ..., start+n-1:
+
+1. Features in float64 from `lmp_gnn.features` (the one definition of the feature contract):
+   node features [N, 2h] = `node_features(V)`; edges = `edge_index_from_bonds(bonds)` (forward
+   copies first, then reversed); edge features [E, 4] = `edge_features(r, (Lx, Ly), edge_index,
+   rest_length repeated for both directions)`. Then, and only then, both are cast to the model
+   dtype (`dtype`, e.g. float32 for an exported float32 model); edge_index stays int64.
+2. a = model(...) is cast back to float64. It must be [N, 2] and finite.
+3. Velocity form of the update (float64): v(t+1) = v(t) + a; r(t+1) = r(t) + v(t+1).
+   (Mathematically 2 r(t) - r(t-1) + a(t); this order is the one the fix, which keeps
+   velocities rather than old positions, can reproduce bit for bit.)
+4. THE BOX RULE (docs/formats.md), float64:
+   - driven axis x: Lx(t+1) = Lx(t) - Δl (recursively, not Lx(0) - (t+1)Δl);
+   - free axis y: u = v(t+1) (the learned displacement r(t+1) - r(t)); y_i = r_y,i(t) wrapped into
+     [-Ly(t)/2, Ly(t)/2] by y - Ly round(y / Ly) (round half to even); eps = Σ u_y,i y_i / Σ y_i²
+     (`features.free_axis_strain`); Ly(t+1) = Ly(t) (1 + eps).
+   The box stays centred at the origin; node positions are NOT rescaled with the box (the model
+   moves the nodes; the box only follows them so that minimum images stay right).
+5. History shift: V = [v(t+1), V[0], ..., V[h-2]].
+
+The zero-acceleration baseline (`zero_acceleration_model`, a ≡ 0) runs through the same code, so
+learned and baseline differ only in the model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lmp_gnn import features
+from lmp_gnn.trajectory import Trajectory
+
+DRIVEN_AXIS = 0   # x: the box length follows the protocol, -Δl per step
+FREE_AXIS = 1     # y: the box length follows the learned motion
+
+Model = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+class RolloutError(RuntimeError):
+    """A rollout that cannot go on (wrong model output, non-finite accelerations)."""
+
+
+def zero_acceleration_model(node_features: Tensor, edge_index: Tensor, edge_features: Tensor) -> Tensor:
+    """The zero-acceleration baseline a ≡ 0, i.e. r(t+1) = 2 r(t) - r(t-1).
+
+    Shapes: node_features [N, 2h], edge_index [2, E], edge_features [E, 4] -> [N, 2] zeros in the
+    dtype of node_features. Scriptable with torch.jit.script.
+    """
+    return torch.zeros(node_features.shape[0], 2, dtype=node_features.dtype, device=node_features.device)
+
+
+@dataclass
+class RolloutResult:
+    """A rollout, indexed by absolute snapshot number.
+
+    Attributes:
+        positions: [start+n_steps+1, N, 2] float64 unwrapped positions; rows 0..start are copied
+            from the input (truth), rows start+1.. are learned.
+        box: [start+n_steps+1, 2] float64 box lengths (Lx, Ly); rows after `start` follow the box rule.
+        accelerations: [n_steps, N, 2] float64, row k = a(start+k) as returned by the model.
+        start: index of the last true snapshot the rollout started from.
+        history: h, velocities per node fed to the model.
+        delta_l: Δl, box-length change along x per step.
+        dtype: name of the dtype the model was fed ("float32", "float64").
+        bonds: [M, 2] int64; rest_length: [M] float64 (the network, for `to_trajectory`).
+        model_seconds: [n_steps] wall time of each model call in seconds.
+    """
+
+    positions: np.ndarray
+    box: np.ndarray
+    accelerations: np.ndarray
+    start: int
+    history: int
+    delta_l: float
+    dtype: str
+    bonds: np.ndarray
+    rest_length: np.ndarray
+    model_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def n_steps(self) -> int:
+        """Number of learned steps."""
+        return self.accelerations.shape[0]
+
+    @property
+    def steps(self) -> np.ndarray:
+        """[n_steps+1] absolute snapshot indices start, ..., start+n_steps."""
+        return np.arange(self.start, self.start + self.n_steps + 1)
+
+    def to_trajectory(self, metadata: Mapping[str, Any] | None = None) -> Trajectory:
+        """The rollout as a `Trajectory` (true prefix then learned snapshots), for saving and analysis."""
+        meta = dict(metadata or {})
+        meta.setdefault("rollout", {})
+        meta["rollout"] = {"start": self.start, "n_steps": self.n_steps, "history": self.history,
+                           "delta_l": self.delta_l, "dtype": self.dtype, **meta["rollout"]}
+        meta["delta_l"] = self.delta_l
+        meta["n_nodes"] = int(self.positions.shape[1])
+        meta["n_bonds"] = int(len(self.bonds))
+        return Trajectory(self.positions, self.box, self.bonds, self.rest_length, meta)
+
+
+def _get(source: Any, key: str) -> Any:
+    if isinstance(source, Mapping) or hasattr(source, "files"):   # dict or an open npz
+        if key not in source:
+            raise KeyError(f"expected key '{key}' in the rollout input, got keys {sorted(source.keys())}")
+        return source[key]
+    if not hasattr(source, key):
+        raise TypeError(f"expected a Trajectory or a mapping with '{key}', got {type(source).__name__}")
+    return getattr(source, key)
+
+
+def _as_f64(x: Any) -> Tensor:
+    return torch.as_tensor(np.asarray(x, dtype=np.float64) if not isinstance(x, Tensor) else x,
+                           dtype=torch.float64).detach().cpu()
+
+
+def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history: int, delta_l: float,
+            dtype: torch.dtype = torch.float64, *, progress: bool = False,
+            description: str = "rollout") -> RolloutResult:
+    """Roll a learned simulator forward from true snapshots (arithmetic in the module docstring).
+
+    Args:
+        model: any callable (node_features [N, 2h], edge_index [2, E] int64, edge_features [E, 4])
+            -> accelerations [N, 2] in distance per step²: an exported TorchScript module, an eager
+            torch module or a plain function. Called under torch.no_grad().
+        traj_or_arrays: a `Trajectory`, or a mapping (dict, open npz) with `positions` [T, N, 2]
+            (unwrapped), `box` [T, 2], `bonds` [M, 2] and `rest_length` [M].
+        start: last true snapshot used (needs start >= history and start < T).
+        n_steps: number of learned steps (>= 0); the rollout may run past the end of the input.
+        history: h, number of velocities per node the model takes (1..3 in the paper).
+        delta_l: Δl, box-length decrease along x per step (the model's metadata).
+        dtype: dtype the features are cast to before the model; positions and box stay float64.
+        progress: show a tqdm progress bar.
+        description: label of the progress bar.
+
+    Returns:
+        RolloutResult with positions/box for snapshots 0..start+n_steps and the accelerations.
+    """
+    positions = _as_f64(_get(traj_or_arrays, "positions"))
+    box = _as_f64(_get(traj_or_arrays, "box"))
+    bonds = torch.as_tensor(np.asarray(_get(traj_or_arrays, "bonds")), dtype=torch.long)
+    rest_length = _as_f64(_get(traj_or_arrays, "rest_length"))
+    if positions.ndim != 3 or positions.shape[2] != 2:
+        raise ValueError(f"expected positions of shape [T, N, 2], got {tuple(positions.shape)}")
+    n_snap, n_nodes = positions.shape[0], positions.shape[1]
+    if box.shape != (n_snap, 2):
+        raise ValueError(f"expected box of shape [{n_snap}, 2], got {tuple(box.shape)}")
+    if bonds.ndim != 2 or bonds.shape[1] != 2 or rest_length.shape != (bonds.shape[0],):
+        raise ValueError(f"expected bonds [M, 2] and rest_length [M], got {tuple(bonds.shape)} and "
+                         f"{tuple(rest_length.shape)}")
+    if history < 1:
+        raise ValueError(f"expected history >= 1, got {history}")
+    if not history <= start < n_snap:
+        raise ValueError(f"expected history ({history}) <= start < number of snapshots ({n_snap}), got start = {start}")
+    if n_steps < 0:
+        raise ValueError(f"expected n_steps >= 0, got {n_steps}")
+
+    edge_index = features.edge_index_from_bonds(bonds)              # [2, E], E = 2M
+    edge_rest = torch.cat([rest_length, rest_length])               # [E]
+    velocities = features.velocity_history(positions, start, history).clone()   # [h, N, 2]
+    r = positions[start].clone()                                    # [N, 2]
+    L = box[start].clone()                                          # [2]
+
+    out_pos = torch.empty(start + n_steps + 1, n_nodes, 2, dtype=torch.float64)
+    out_box = torch.empty(start + n_steps + 1, 2, dtype=torch.float64)
+    out_pos[: start + 1] = positions[: start + 1]
+    out_box[: start + 1] = box[: start + 1]
+    out_acc = torch.empty(n_steps, n_nodes, 2, dtype=torch.float64)
+    seconds = np.zeros(n_steps)
+
+    steps = range(n_steps)
+    if progress:
+        from tqdm import tqdm
+        steps = tqdm(steps, desc=description, unit="step", leave=False)
+    with torch.no_grad():
+        for k in steps:
+            x = features.node_features(velocities).to(dtype)                    # [N, 2h]
+            e = features.edge_features(r, L, edge_index, edge_rest).to(dtype)   # [E, 4]
+            t0 = time.perf_counter()
+            a = model(x, edge_index, e)
+            seconds[k] = time.perf_counter() - t0
+            if not isinstance(a, Tensor) or a.shape != (n_nodes, 2):
+                got = tuple(a.shape) if isinstance(a, Tensor) else type(a).__name__
+                raise RolloutError(f"expected model output of shape [{n_nodes}, 2], got {got} at step {start + k}")
+            a = a.detach().to(device="cpu", dtype=torch.float64)
+            if not torch.isfinite(a).all():
+                raise RolloutError(f"expected finite accelerations, got NaN/inf at step {start + k}")
+            v_new = velocities[0] + a                       # v(t+1) = v(t) + a(t)
+            eps = features.free_axis_strain(r, L, v_new, FREE_AXIS)
+            r = r + v_new                                   # r(t+1) = r(t) + v(t+1)
+            L_new = L.clone()
+            L_new[DRIVEN_AXIS] = L[DRIVEN_AXIS] - delta_l
+            L_new[FREE_AXIS] = L[FREE_AXIS] * (1.0 + eps)
+            L = L_new
+            velocities = torch.cat([v_new.unsqueeze(0), velocities[:-1]], dim=0)
+            out_pos[start + k + 1] = r
+            out_box[start + k + 1] = L
+            out_acc[k] = a
+    return RolloutResult(positions=out_pos.numpy(), box=out_box.numpy(), accelerations=out_acc.numpy(),
+                         start=int(start), history=int(history), delta_l=float(delta_l),
+                         dtype=str(dtype).replace("torch.", ""), bonds=bonds.numpy(),
+                         rest_length=rest_length.numpy(), model_seconds=seconds)
+
+
+@dataclass
+class LoadedModel:
+    """An exported model with what a rollout needs from its metadata.
+
+    Attributes:
+        module: the TorchScript module (callable as in `rollout`).
+        history: h; delta_l: Δl per step; dtype: torch dtype of its features and outputs.
+        metadata: every metadata key as read (docs/formats.md, "Exported models").
+        path: where it was read from.
+    """
+
+    module: Model
+    history: int
+    delta_l: float
+    dtype: torch.dtype
+    metadata: dict
+    path: str = ""
+
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def load_model(path: str) -> LoadedModel:
+    """Read an exported TorchScript model (`lmp-gnn export`) and the metadata a rollout needs.
+
+    Uses `lmp_gnn.export.load_exported` when it is available; otherwise reads the TorchScript
+    extra files named in docs/formats.md directly.
+    """
+    try:
+        from lmp_gnn.export import load_exported
+    except ImportError:
+        load_exported = None
+    if load_exported is not None:
+        module, metadata = load_exported(path)
+    else:
+        keys = ("lmp_gnn_format", "feature_version", "history", "layers", "dimension", "delta_l",
+                "strain_rate", "timestep", "md_steps_per_step", "dtype", "lmp_gnn_version")
+        extra = {k: "" for k in keys}
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        metadata = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items() if v}
+        if "lmp_gnn_format" not in metadata:
+            raise ValueError(f"{path}: expected an lmp-gnn exported model (extra file 'lmp_gnn_format'), "
+                             f"got a TorchScript file without it; run `lmp-gnn export` first")
+    metadata = dict(metadata)
+    for key in ("history", "delta_l", "dtype"):
+        if key not in metadata:
+            raise ValueError(f"{path}: expected metadata key '{key}', got keys {sorted(metadata)}")
+    fv = int(metadata.get("feature_version", features.FEATURE_VERSION))
+    if fv != features.FEATURE_VERSION:
+        raise ValueError(f"{path}: expected feature_version {features.FEATURE_VERSION}, got {fv}")
+    dtype_name = str(metadata["dtype"]).replace("torch.", "")
+    if dtype_name not in _DTYPES:
+        raise ValueError(f"{path}: expected dtype float32 or float64, got {metadata['dtype']!r}")
+    if hasattr(module, "eval"):
+        module.eval()
+    return LoadedModel(module=module, history=int(metadata["history"]), delta_l=float(metadata["delta_l"]),
+                       dtype=_DTYPES[dtype_name], metadata=metadata, path=str(path))

@@ -180,10 +180,11 @@ def _setup(net: Network, *, timestep: float, log):
     from lmp_gnn._lammps import new_lammps
 
     lengths = np.concatenate([net.bond_lengths(), net.rest_length])
-    cutoff = 1.5 * float(lengths.max()) + 0.5
-    if cutoff > 0.5 * float(net.box.min()):
-        raise ValueError(f"expected a box larger than twice the ghost cutoff (1.5 × longest bond + 0.5 = "
-                         f"{cutoff:.3g}), got box {net.box.tolist()}")
+    longest = float(lengths.max())
+    if 2.2 * longest > float(net.box.min()):
+        raise ValueError(f"expected box lengths above 2.2 × the longest bond ({2.2 * longest:.4g}) so that "
+                         f"minimum images are unambiguous under compression, got box {net.box.tolist()}")
+    cutoff = 1.5 * longest + 0.5  # ghost cutoff: bonds may stretch while the box deforms
     lmp = new_lammps(log=log)
     try:
         with tempfile.TemporaryDirectory(prefix="lmp_gnn_md_") as tmp:

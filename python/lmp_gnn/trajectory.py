@@ -94,6 +94,9 @@ def load_trajectory(path: str | os.PathLike) -> Trajectory:
             if missing:
                 raise TrajectoryFormatError(f"{path}: missing arrays {sorted(missing)}")
             meta = json.loads(str(z["metadata"]))
+            if not isinstance(meta, dict):
+                raise TrajectoryFormatError(
+                    f"{path}: expected metadata to be a JSON object, got {type(meta).__name__}")
             version = meta.get("format_version")
             if version != FORMAT_VERSION:
                 raise TrajectoryFormatError(

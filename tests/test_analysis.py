@@ -1,0 +1,130 @@
+"""lmp_gnn.analysis: metrics on hand-made numbers and on exact affine compressions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from affine_fixture import affine_strain_y, affine_trajectory
+from lmp_gnn import analysis, features
+from lmp_gnn.rollout import rollout, zero_acceleration_model
+
+torch.set_num_threads(1)
+
+
+def test_position_mse_by_hand():
+    true = np.zeros((2, 2, 2))
+    pred = np.array([[[0.0, 0.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 2.0]]])
+    np.testing.assert_array_equal(analysis.position_mse(pred, true), [0.0, 1.25])   # (1 + 4) / 4
+    with pytest.raises(ValueError, match=r"expected two position arrays of the same shape .* got \(2, 2, 2\) and \(2, 3, 2\)"):
+        analysis.position_mse(pred, np.zeros((2, 3, 2)))
+
+
+def test_r2_and_parity_by_hand():
+    assert analysis.r2_score([1.0, 2.0, 3.0], [1.0, 2.0, 4.0]) == pytest.approx(0.5)   # 1 - 1/2
+    assert analysis.r2_score([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
+    assert math.isnan(analysis.r2_score([2.0, 2.0], [1.0, 3.0]))
+    s = analysis.parity_stats([1.0, 2.0, 3.0, None, 5.0], [1.5, 2.0, 2.0, 4.0, float("nan")])
+    assert s["n"] == 3 and s["n_missing"] == 2
+    assert s["mean_abs_error"] == pytest.approx(0.5) and s["max_abs_error"] == pytest.approx(1.0)
+    assert s["r2"] == pytest.approx(1.0 - 1.25 / 2.0)
+
+
+def test_complexity_by_hand():
+    # node 0: v1 = (1, 0), v2 = (2, 0), v3 = (0, 4): |v2 - v1| = 1, |v3 - v2| = sqrt(20); node 1 at rest
+    r = np.zeros((4, 2, 2))
+    r[:, 0] = [[0, 0], [1, 0], [3, 0], [3, 4]]
+    r[:, 1] = [5.0, -1.0]
+    np.testing.assert_allclose(analysis.complexity_per_step(r), [0.5, math.sqrt(20) / 2])
+    assert analysis.complexity(r) == pytest.approx((1 + math.sqrt(20)) / 4)
+    assert analysis.complexity(r, start=2, stop=3) == pytest.approx(math.sqrt(20) / 2)
+    with pytest.raises(ValueError, match="expected 1 <= start < stop <= 3, got start=0, stop=3"):
+        analysis.complexity(r, start=0)
+
+
+@pytest.mark.parametrize("nu", [0.35, -0.4])
+def test_poisson_of_affine_compression_is_the_imposed_nu(nu):
+    traj = affine_trajectory(n_snapshots=40, nu=nu, curvature=0.0)
+    s = analysis.poisson_series(traj)
+    np.testing.assert_allclose(s["nu_box"][1:], nu, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(s["nu_est"][1:], nu, rtol=0, atol=1e-12)
+    assert math.isnan(s["nu_box"][0]) and math.isnan(s["nu_est"][0])
+    np.testing.assert_allclose(s["strain"], np.arange(40) * 0.004 / 6.0, atol=1e-15)
+
+
+def test_poisson_of_curved_affine_compression_follows_the_strain_history():
+    traj = affine_trajectory(n_snapshots=30, nu=0.2, curvature=4e-6)
+    t = np.arange(1, 30)
+    rate = 0.004 / 6.0
+    expected = affine_strain_y(t, 0.2, rate, 4e-6) / (rate * t)         # -ε_y/ε_x with ε_x = -rate t
+    s = analysis.poisson_series(traj)
+    np.testing.assert_allclose(s["nu_box"][1:], expected, atol=1e-12)
+    np.testing.assert_allclose(s["nu_est"][1:], expected, atol=1e-12)
+
+
+def test_snapshot_at_strain():
+    traj = affine_trajectory(n_snapshots=80)                 # strain per snapshot 1/1500
+    assert analysis.snapshot_at_strain(traj.box, 0.01) == 15
+    assert analysis.snapshot_at_strain(traj.box, 0.05) == 75
+    assert analysis.snapshot_at_strain(traj.box, 0.0531) is None       # past the end by more than half a step
+
+
+class TrueAcceleration:
+    def __init__(self, traj, start):
+        self.pos, self.t = torch.as_tensor(traj.positions), start
+
+    def __call__(self, x, edge_index, edge_features):
+        a = features.target_acceleration(self.pos, self.t)
+        self.t += 1
+        return a
+
+
+def _evaluate(traj, h=3):
+    n = traj.n_snapshots - 1 - h
+    learned = rollout(TrueAcceleration(traj, h), traj, h, n, h, traj.metadata["delta_l"])
+    baseline = rollout(zero_acceleration_model, traj, h, n, h, traj.metadata["delta_l"])
+    return analysis.evaluate_network(traj, learned, baseline, name="affine", mse_steps=(1, 20, 100))
+
+
+def test_evaluate_network_exact_learned_beside_baseline():
+    traj = affine_trajectory(n_snapshots=80, nu=0.1, curvature=2e-6)
+    r = _evaluate(traj)
+    assert r["mse"]["learned"]["1"] < 1e-26 and r["mse"]["learned"]["100"] is None   # 76 steps only
+    # the baseline's first step misses exactly the true acceleration a(3)
+    a3 = traj.positions[4] - 2 * traj.positions[3] + traj.positions[2]
+    assert r["mse"]["baseline"]["1"] == pytest.approx((a3 ** 2).mean(), rel=1e-9)
+    assert r["mse"]["baseline"]["20"] > r["mse"]["baseline"]["1"] > 0
+    for point in ("steps_20", "strain_0.01", "strain_0.05"):
+        nu = r["nu"][point]
+        for est in ("nu_box", "nu_est"):
+            assert nu["learned"][est] == pytest.approx(nu["true"][est], abs=1e-10)
+            assert abs(nu["baseline"][est] - nu["true"][est]) > 1e-3
+    assert r["nu"]["strain_0.05"]["snapshot"] == 75 and r["nu"]["steps_100"]["snapshot"] is None
+    # α: the truth's mean |a| (constant here: a = 2 curvature y(0) along y), the baseline's 0
+    a = np.linalg.norm(traj.positions[2:] - 2 * traj.positions[1:-1] + traj.positions[:-2], axis=2)
+    assert r["alpha"]["true"] == pytest.approx(a[2:78].mean(), rel=1e-9)
+    assert r["alpha"]["learned"] == pytest.approx(r["alpha"]["true"], rel=1e-8)
+    assert r["alpha"]["baseline"] == 0.0
+
+
+def test_aggregate_over_a_test_set():
+    results = [_evaluate(affine_trajectory(n_snapshots=40, nu=nu, curvature=c, seed=i))
+               for i, (nu, c) in enumerate([(0.3, 1e-6), (-0.2, 3e-6), (0.0, -2e-6)])]
+    agg = analysis.aggregate(results)
+    assert agg["n_networks"] == 3
+    st = agg["nu"]["steps_20"]["nu_est"]
+    assert st["learned"]["r2"] == pytest.approx(1.0, abs=1e-9) and st["learned"]["n"] == 3
+    assert st["baseline"]["mean_abs_error"] > 1e-3
+    true = [r["nu"]["steps_20"]["true"]["nu_est"] for r in results]
+    base = [r["nu"]["steps_20"]["baseline"]["nu_est"] for r in results]
+    assert st["baseline"]["r2"] == pytest.approx(analysis.r2_score(true, base))
+    assert agg["mse"]["baseline"]["1"]["mean"] == pytest.approx(np.mean([r["mse"]["baseline"]["1"] for r in results]))
+    assert agg["nu"]["strain_0.05"]["nu_box"]["learned"]["n"] == 0        # 40 snapshots reach 2.6 % only
+    assert len(agg["mse_curve"]["learned"]) == 37
+
+
+def test_mean_curve_of_different_lengths():
+    np.testing.assert_array_equal(analysis.mean_curve([[0.0, 2.0, 4.0], [0.0, 4.0]]), [0.0, 3.0, 4.0])

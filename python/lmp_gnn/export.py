@@ -1,0 +1,291 @@
+"""Checkpoints and exported TorchScript models.
+
+- `save_checkpoint` / `load_checkpoint`: the training state (`.pt`, torch.save of a dict):
+  model hyper-parameters, model state (normalisers included), optimizer and scheduler
+  state, step, training config, training-data metadata, package version.
+- `export_checkpoint`: checkpoint -> TorchScript file for `fix gnn/rollout`, with the
+  metadata of docs/formats.md ("Exported models") as extra files.
+- `load_exported`: TorchScript file -> (module, metadata), refusing files that lack a key.
+
+The exported module's contract (docs/formats.md):
+
+    forward(node_features [N, 2h], edge_index [2, E] int64, edge_features [E, 4]) -> [N, 2]
+
+raw features in, raw accelerations (distance/step²) out, in the exported dtype.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmp_gnn import __version__
+from lmp_gnn.features import EDGE_DIM, FEATURE_VERSION
+from lmp_gnn.model import DIMENSION, GNNSimulator, ModelConfig, build_model
+
+CHECKPOINT_FORMAT = 1
+MODEL_FORMAT = 1
+
+# Extra files of an exported model, in the order of docs/formats.md.
+METADATA_KEYS = (
+    "lmp_gnn_format",
+    "feature_version",
+    "history",
+    "layers",
+    "dimension",
+    "delta_l",
+    "strain_rate",
+    "timestep",
+    "md_steps_per_step",
+    "dtype",
+    "lmp_gnn_version",
+)
+# Not part of the fix's contract: the full hyper-parameters as JSON, for people and tools.
+HPARAMS_KEY = "hparams"
+
+# Training-data metadata a checkpoint must carry to be exported.
+DATA_META_KEYS = ("delta_l", "strain_rate", "timestep", "md_steps_per_step")
+
+@contextlib.contextmanager
+def quiet_jit():
+    """torch >= 2.9 marks torch.jit deprecated; TorchScript is still the file the LAMMPS fix loads."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit.*")
+        yield
+
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used by this version of lmp-gnn."""
+
+
+class ExportedModelError(ValueError):
+    """An exported model file without the metadata docs/formats.md requires."""
+
+
+def save_checkpoint(path: str | os.PathLike, *, model: GNNSimulator, optimizer: torch.optim.Optimizer | None,
+                    scheduler: Any | None, step: int, train_config: dict, data_meta: dict,
+                    metrics: dict | None = None, rng_state: dict | None = None) -> Path:
+    """Write a training checkpoint atomically (temporary file + rename).
+
+    `data_meta` holds the training data's delta_l, strain_rate, timestep and
+    md_steps_per_step (written into exported models).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "checkpoint_format": CHECKPOINT_FORMAT,
+        "lmp_gnn_version": __version__,
+        "feature_version": FEATURE_VERSION,
+        "hparams": model.config.to_dict(),
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+        "step": int(step),
+        "train_config": train_config,
+        "data_meta": data_meta,
+        "metrics": metrics or {},
+        "rng_state": rng_state,
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint and check it is one this version can use.
+
+    Returns the checkpoint dict (see `save_checkpoint`). Raises `CheckpointError` naming
+    what is wrong: not a checkpoint, other checkpoint format, other feature version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if _is_torchscript(path):
+        raise CheckpointError(f"{path}: expected an lmp-gnn training checkpoint, got an exported TorchScript model "
+                              f"(use load_exported for those)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # torch raises many types (pickle, zip, runtime) for foreign files
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or "checkpoint_format" not in ckpt:
+        raise CheckpointError(f"{path}: expected an lmp-gnn training checkpoint (a dict with 'checkpoint_format'), "
+                              f"got {type(ckpt).__name__}; is this an exported model? (use load_exported)")
+    if ckpt["checkpoint_format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: expected checkpoint_format {CHECKPOINT_FORMAT}, got {ckpt['checkpoint_format']} "
+                              f"(written by lmp-gnn {ckpt.get('lmp_gnn_version', '?')}, this is {__version__})")
+    if ckpt.get("feature_version") != FEATURE_VERSION:
+        raise CheckpointError(f"{path}: expected feature_version {FEATURE_VERSION}, got {ckpt.get('feature_version')} "
+                              f"(written by lmp-gnn {ckpt.get('lmp_gnn_version', '?')}, this is {__version__})")
+    for key in ("hparams", "model_state", "step", "data_meta"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: checkpoint is missing '{key}'")
+    return ckpt
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(name.endswith("/constants.pkl") or "/code/" in name for name in z.namelist())
+
+
+def model_from_checkpoint(ckpt: dict | str | os.PathLike) -> GNNSimulator:
+    """The trained `GNNSimulator` (eval mode, CPU, parameters in the dtype trained)."""
+    if not isinstance(ckpt, dict):
+        ckpt = load_checkpoint(ckpt)
+    model = build_model(ModelConfig.from_dict(ckpt["hparams"]))
+    state = ckpt["model_state"]
+    first = next(iter(v for k, v in state.items() if k.endswith("weight")))
+    model.to(first.dtype)
+    # normaliser statistics stay float64 whatever the parameter dtype
+    for norm in (model.node_norm, model.edge_norm, model.target_norm):
+        norm.double()
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def export_metadata(ckpt: dict, dtype: str) -> dict[str, str]:
+    """The extra files of an exported model (docs/formats.md), all plain strings."""
+    meta = ckpt["data_meta"]
+    missing = [k for k in DATA_META_KEYS if meta.get(k) is None]
+    if missing:
+        raise CheckpointError(f"checkpoint data_meta is missing {missing}: the training trajectories' metadata "
+                              f"must carry {list(DATA_META_KEYS)} (docs/formats.md, Trajectories)")
+    hp = ckpt["hparams"]
+    return {
+        "lmp_gnn_format": str(MODEL_FORMAT),
+        "feature_version": str(FEATURE_VERSION),
+        "history": str(int(hp["history"])),
+        "layers": str(int(hp["layers"])),
+        "dimension": str(DIMENSION),
+        "delta_l": repr(float(meta["delta_l"])),
+        "strain_rate": repr(float(meta["strain_rate"])),
+        "timestep": repr(float(meta["timestep"])),
+        "md_steps_per_step": str(int(round(float(meta["md_steps_per_step"])))),
+        "dtype": dtype,
+        "lmp_gnn_version": __version__,
+    }
+
+
+def script_model(model: GNNSimulator, dtype: str = "float32") -> torch.jit.ScriptModule:
+    """TorchScript of `model` (a copy) in `dtype`, eval mode, CPU, normalisers frozen."""
+    if dtype not in _DTYPES:
+        raise ValueError(f"expected dtype in {sorted(_DTYPES)}, got {dtype!r}")
+    clone = build_model(model.config)
+    clone.load_state_dict(model.state_dict())
+    clone = clone.to(device="cpu", dtype=_DTYPES[dtype]).eval()
+    for p in clone.parameters():
+        p.requires_grad_(False)
+    with quiet_jit():
+        return torch.jit.script(clone)
+
+
+def export_checkpoint(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, dtype: str = "float32",
+                      check: bool = True) -> dict[str, str]:
+    """Checkpoint -> TorchScript file with metadata; returns the metadata written.
+
+    With `check`, the file is loaded back and its output on a small random graph is compared
+    with the eager model's (relative 1e-5 in float32, 1e-12 in float64).
+    """
+    ckpt = load_checkpoint(ckpt_path)
+    model = model_from_checkpoint(ckpt)
+    meta = export_metadata(ckpt, dtype)
+    extra = dict(meta)
+    extra[HPARAMS_KEY] = json.dumps({"model": ckpt["hparams"], "step": ckpt["step"],
+                                     "metrics": ckpt.get("metrics", {}), "data": ckpt["data_meta"]},
+                                    sort_keys=True, default=str)
+    scripted = script_model(model, dtype)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    # save under the final name in a private folder, then rename (atomic; the archive's
+    # inner folder is named after the file, so it stays the user's name)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".export.") as tmpdir:
+        tmp = Path(tmpdir) / out_path.name
+        with quiet_jit():
+            torch.jit.save(scripted, str(tmp), _extra_files=extra)
+        os.replace(tmp, out_path)
+    if check:
+        _check_export(out_path, model, dtype)
+    return meta
+
+
+def _check_export(path: Path, model: GNNSimulator, dtype: str) -> None:
+    loaded, meta = load_exported(path)
+    g = torch.Generator().manual_seed(0)
+    n, e, h = 40, 120, int(meta["history"])
+    tdt = _DTYPES[dtype]
+    node_mean = model.node_norm.mean.to(tdt)
+    node_std = model.node_norm.std.to(tdt)
+    nf = torch.randn(n, 2 * h, generator=g, dtype=tdt) * node_std + node_mean
+    ef = torch.randn(e, EDGE_DIM, generator=g, dtype=tdt) * model.edge_norm.std.to(tdt) + model.edge_norm.mean.to(tdt)
+    ei = torch.randint(0, n, (2, e), generator=g)
+    ref_model = build_model(model.config)
+    ref_model.load_state_dict(model.state_dict())
+    ref_model = ref_model.to(tdt).eval()
+    with torch.no_grad():
+        want = ref_model(nf, ei, ef)
+        got = loaded(nf, ei, ef)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    err = float((got - want).abs().max() / want.abs().max().clamp_min(torch.finfo(tdt).tiny))
+    if got.dtype != tdt or got.shape != (n, DIMENSION) or not err <= tol:
+        raise RuntimeError(f"{path}: exported model disagrees with the eager model: expected relative error <= {tol} "
+                           f"and output [{n}, {DIMENSION}] {tdt}, got {err:.3g}, {tuple(got.shape)} {got.dtype}")
+
+
+def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
+                  ) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """Load an exported model and its metadata.
+
+    Returns (module, metadata) with metadata values typed: ints for lmp_gnn_format,
+    feature_version, history, layers, dimension, md_steps_per_step; floats for delta_l,
+    strain_rate, timestep; strings for dtype and lmp_gnn_version; plus `hparams` (dict) when present.
+    Raises `ExportedModelError` if a key is missing or has a value this version cannot use.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExportedModelError(f"{path}: no such model file")
+    extra = {k: "" for k in (*METADATA_KEYS, HPARAMS_KEY)}
+    try:
+        with quiet_jit():
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except RuntimeError as exc:
+        raise ExportedModelError(f"{path}: not a TorchScript file ({exc}); "
+                                 f"did you pass a training checkpoint? Run `lmp-gnn export` on it") from exc
+    raw = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items()}
+    for key in METADATA_KEYS:
+        if not raw[key]:
+            raise ExportedModelError(f"{path}: missing metadata '{key}' (TorchScript extra file); "
+                                     f"was this file made by `lmp-gnn export`? Run `lmp-gnn export <checkpoint> -o {path.name}`")
+    meta: dict[str, Any] = {}
+    try:
+        for key in ("lmp_gnn_format", "feature_version", "history", "layers", "dimension", "md_steps_per_step"):
+            meta[key] = int(raw[key])
+        for key in ("delta_l", "strain_rate", "timestep"):
+            meta[key] = float(raw[key])
+    except ValueError as exc:
+        raise ExportedModelError(f"{path}: malformed metadata value: {exc}") from exc
+    meta["dtype"] = raw["dtype"]
+    meta["lmp_gnn_version"] = raw["lmp_gnn_version"]
+    if raw[HPARAMS_KEY]:
+        meta[HPARAMS_KEY] = json.loads(raw[HPARAMS_KEY])
+    if meta["lmp_gnn_format"] != MODEL_FORMAT:
+        raise ExportedModelError(f"{path}: expected lmp_gnn_format {MODEL_FORMAT}, got {meta['lmp_gnn_format']}")
+    if meta["feature_version"] != FEATURE_VERSION:
+        raise ExportedModelError(f"{path}: expected feature_version {FEATURE_VERSION}, got {meta['feature_version']}")
+    if meta["dimension"] != DIMENSION:
+        raise ExportedModelError(f"{path}: expected dimension {DIMENSION}, got {meta['dimension']}")
+    if meta["dtype"] not in _DTYPES:
+        raise ExportedModelError(f"{path}: expected dtype in {sorted(_DTYPES)}, got {meta['dtype']!r}")
+    return module, meta

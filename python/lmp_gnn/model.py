@@ -1,0 +1,363 @@
+"""The learned simulator's network: encoder -> k message-passing layers -> decoder.
+
+Architecture (PAPER.md §II "Model architecture"; GNS, Sanchez-Gonzalez et al. 2020):
+
+    x_i^0 = eps_x(norm_x(node_features_i))          node encoder, [N, 2h] -> [N, L]
+    e_ij^0 = eps_e(norm_e(edge_features_ij))        edge encoder, [E, 4]  -> [E, L]
+    for layer l = 1..k (each with its own parameters):
+        m_ij   = phi^l([x_i, x_j, e_ij])            i = receiver, j = sender
+        x_i'   = psi^l([x_i, sum_j m_ij])
+        x_i    = x_i + x_i'      (residual, default on)
+        e_ij   = e_ij + m_ij     (residual, default on)
+    a_i = denorm_a(delta(x_i))                      decoder, [N, L] -> [N, 2]
+
+Every MLP is `mlp_layers` Linear layers (default 2) with ReLU between them, hidden width
+`hidden` (default 128) and output width `latent` (default 128; 2 for the decoder), with
+no activation after the last layer. Residual connections follow GNS: without them a
+deeper processor (k > 1) trains markedly worse, and with k = 1 they cost nothing. The
+messages summed at a receiver are the phi outputs m_ij (before the edge residual), as in
+GNS. Optional LayerNorm after every MLP but the decoder's (GNS uses it; the paper does
+not mention it, so it is off by default).
+
+Initialisation (paper): every weight and bias ~ N(0, std = 1/sqrt(n)) with n the layer's
+fan-in (input width), the convention under which PyTorch's default is U(-1/sqrt(n), 1/sqrt(n)).
+
+Normalisation: three `OnlineNormalizer`s (node features, edge features, target
+accelerations) hold running mean/variance of everything seen in training. They live in
+the model, so `forward` takes raw features and returns raw accelerations (the exported
+TorchScript contract, docs/formats.md); training computes its loss on normalised
+accelerations through `forward_normalized`.
+
+Two numerically identical paths (tests/test_model.py proves they agree):
+
+- `forward` (the one TorchScript compiles, the one exported): the first Linear of every
+  edge MLP phi is factored, W [x_i; x_j; e] + b = W_a x_i + W_b x_j + (W_c e + b), with
+  W_a x and W_b x computed once per node and gathered per edge (2.7x faster at N = 10k,
+  DESIGN.md §6); aggregation by index_add_ at the receiver.
+- `forward_reference`: plain PyTorch Geometric eager (`MessagePassing.propagate`,
+  aggr="add", message = phi(cat[x_i, x_j, e_ij])); the benchmark's baseline.
+
+Graph convention (features.py): edge_index[0] = sender, edge_index[1] = receiver; edge
+features of e = (s, r) are (d_x, d_y, |d|, 1/l_r), d = minimum image of r_r - r_s.
+Units: velocities in distance per step, accelerations in distance per step².
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+
+from lmp_gnn.features import EDGE_DIM
+
+DIMENSION = 2
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters of `GNNSimulator`; saved with every checkpoint and export.
+
+    Attributes:
+        history: h, number of past velocities per node (1..3); node features are 2h floats.
+        layers: k, number of message-passing layers (1..3 in the paper; any k >= 1 works).
+        latent: width of node and edge embeddings.
+        hidden: hidden width of every MLP.
+        mlp_layers: Linear layers per MLP (2 in the paper).
+        residual: residual connections on node and edge embeddings (GNS style).
+        layer_norm: LayerNorm after every MLP except the decoder.
+        std_epsilon: absolute floor of a normaliser's standard deviation.
+        std_rel_epsilon: relative floor, std >= std_rel_epsilon * |mean|, so a feature that
+            is constant within round-off (e.g. 1/l_r of a lattice) is not blown up.
+    """
+
+    history: int = 3
+    layers: int = 1
+    latent: int = 128
+    hidden: int = 128
+    mlp_layers: int = 2
+    residual: bool = True
+    layer_norm: bool = False
+    std_epsilon: float = 1e-12
+    std_rel_epsilon: float = 1e-4
+
+    def __post_init__(self) -> None:
+        for name in ("history", "layers", "latent", "hidden", "mlp_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ModelConfig.{name}: expected a positive integer, got {value!r}")
+        if self.history > 3:
+            raise ValueError(f"ModelConfig.history: expected 1..3 (feature contract), got {self.history}")
+        if not (self.std_epsilon > 0 and self.std_rel_epsilon >= 0):
+            raise ValueError(
+                f"ModelConfig: expected std_epsilon > 0 and std_rel_epsilon >= 0, "
+                f"got {self.std_epsilon} and {self.std_rel_epsilon}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"ModelConfig: unknown keys {sorted(unknown)}; expected a subset of {sorted(known)}")
+        return cls(**d)
+
+
+def init_linear_(linear: nn.Linear) -> None:
+    """Paper initialisation: weight and bias ~ N(0, 1/sqrt(fan_in))."""
+    std = 1.0 / math.sqrt(linear.in_features)
+    with torch.no_grad():
+        linear.weight.normal_(0.0, std)
+        if linear.bias is not None:
+            linear.bias.normal_(0.0, std)
+
+
+class OnlineNormalizer(nn.Module):
+    """Running mean and variance of a feature vector over everything seen in training.
+
+    Statistics are float64 buffers (`count`, `mean`, `m2` = sum of squared deviations)
+    merged with Chan et al.'s parallel update; `std` is derived after every update:
+    std = max(sqrt(m2 / count), std_epsilon, std_rel_epsilon * |mean|). Before any update
+    the transform is the identity (mean 0, std 1). The statistics only change through
+    `update`/`merge` (called by the trainer), never in `forward`, so an exported model is frozen.
+
+    Shapes: input [*, size] -> output [*, size].
+    """
+
+    def __init__(self, size: int, std_epsilon: float = 1e-12, std_rel_epsilon: float = 1e-4):
+        super().__init__()
+        self.size = size
+        self.std_epsilon = std_epsilon
+        self.std_rel_epsilon = std_rel_epsilon
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(size, dtype=torch.float64))
+        self.register_buffer("m2", torch.zeros(size, dtype=torch.float64))
+        self.register_buffer("std", torch.ones(size, dtype=torch.float64))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(x - mean) / std, in x's dtype."""
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def inverse(self, y: Tensor) -> Tensor:
+        """y * std + mean, in y's dtype."""
+        return y * self.std.to(y.dtype) + self.mean.to(y.dtype)
+
+    @torch.jit.unused
+    def moments(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """(count, mean, m2) of a batch [n, size], float64."""
+        x = x.detach().reshape(-1, self.size).to(torch.float64)
+        n = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=x.device)
+        if x.shape[0] == 0:
+            z = torch.zeros(self.size, dtype=torch.float64, device=x.device)
+            return n, z, z.clone()
+        mean = x.mean(0)
+        m2 = ((x - mean) ** 2).sum(0)
+        return n, mean, m2
+
+    @torch.jit.unused
+    def merge(self, n: Tensor, mean: Tensor, m2: Tensor) -> None:
+        """Fold in a batch's (count, mean, m2) (Chan et al. 1979)."""
+        n = n.to(self.count)
+        if float(n) <= 0:
+            return
+        total = self.count + n
+        delta = mean.to(self.mean) - self.mean
+        self.mean += delta * (n / total)
+        self.m2 += m2.to(self.m2) + delta * delta * (self.count * n / total)
+        self.count.copy_(total)
+        var = self.m2 / self.count
+        floor = torch.clamp(self.mean.abs() * self.std_rel_epsilon, min=self.std_epsilon)
+        self.std.copy_(torch.maximum(var.sqrt(), floor))
+
+    @torch.jit.unused
+    def update(self, x: Tensor) -> None:
+        """Accumulate a batch [n, size] (single process; the trainer syncs across ranks itself)."""
+        self.merge(*self.moments(x))
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, count={int(self.count.item())}"
+
+
+class MLP(nn.Module):
+    """`n_layers` Linear layers with ReLU between, optional LayerNorm at the end.
+
+    Kept as `first` (the first Linear) and `rest` (everything after it) so that the
+    message MLP can factor its first layer. Shapes: [*, in_size] -> [*, out_size].
+    """
+
+    def __init__(self, in_size: int, hidden: int, out_size: int, n_layers: int, layer_norm: bool = False):
+        super().__init__()
+        widths = [in_size] + [hidden] * (n_layers - 1) + [out_size]
+        self.first = nn.Linear(widths[0], widths[1])
+        rest: list[nn.Module] = []
+        for a, b in zip(widths[1:-1], widths[2:]):
+            rest += [nn.ReLU(), nn.Linear(a, b)]
+        if layer_norm:
+            rest.append(nn.LayerNorm(out_size))
+        self.rest = nn.Sequential(*rest)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.rest(self.first(x))
+
+
+class InteractionLayer(MessagePassing):
+    r"""One message-passing layer with its own parameters.
+
+    .. math::
+        m_{ij} = \phi([x_i, x_j, e_{ij}]),\quad
+        x_i' = \psi([x_i, \textstyle\sum_j m_{ij}]),\quad
+        x_i \leftarrow x_i + x_i',\ e_{ij} \leftarrow e_{ij} + m_{ij}\ \text{(residual)}
+
+    i = receiver (edge_index[1]), j = sender (edge_index[0]).
+
+    Shapes: x [N, L], edge_index [2, E] int64, e [E, L] -> (x [N, L], e [E, L]).
+    """
+
+    def __init__(self, latent: int, hidden: int, mlp_layers: int, residual: bool, layer_norm: bool):
+        super().__init__(aggr="add", flow="source_to_target")
+        self.latent = latent
+        self.residual = residual
+        self.phi = MLP(3 * latent, hidden, latent, mlp_layers, layer_norm)
+        self.psi = MLP(2 * latent, hidden, latent, mlp_layers, layer_norm)
+
+    def forward(self, x: Tensor, edge_index: Tensor, e: Tensor) -> Tuple[Tensor, Tensor]:
+        """Factored path: W[x_i; x_j; e] + b = W_a x_i + W_b x_j + W_c e + b."""
+        lat = self.latent
+        w = self.phi.first.weight                      # [H, 3L]
+        sender = edge_index[0]
+        receiver = edge_index[1]
+        a = F.linear(x, w[:, :lat])                    # [N, H] receiver part, once per node
+        b = F.linear(x, w[:, lat:2 * lat])             # [N, H] sender part, once per node
+        pre = F.linear(e, w[:, 2 * lat:], self.phi.first.bias)   # [E, H]
+        pre = pre + a.index_select(0, receiver) + b.index_select(0, sender)
+        m = self.phi.rest(pre)                          # [E, L] messages
+        agg = torch.zeros((x.size(0), m.size(1)), dtype=m.dtype, device=m.device)
+        agg.index_add_(0, receiver, m)                  # [N, L] sum at receivers
+        x_new = self.psi(torch.cat([x, agg], dim=1))
+        if self.residual:
+            return x + x_new, e + m
+        return x_new, m
+
+    @torch.jit.unused
+    def forward_reference(self, x: Tensor, edge_index: Tensor, e: Tensor) -> Tuple[Tensor, Tensor]:
+        """Plain PyG eager path (edge_updater -> propagate), for tests and benchmarks."""
+        m = self.edge_updater(edge_index, x=x, e=e)     # [E, L] phi(cat[x_i, x_j, e_ij])
+        agg = self.propagate(edge_index, m=m)           # [N, L] sum at receivers (aggr="add")
+        x_new = self.psi(torch.cat([x, agg], dim=1))
+        if self.residual:
+            return x + x_new, e + m
+        return x_new, m
+
+    @torch.jit.unused
+    def edge_update(self, x_i: Tensor, x_j: Tensor, e: Tensor) -> Tensor:
+        return self.phi(torch.cat([x_i, x_j, e], dim=1))
+
+    @torch.jit.unused
+    def message(self, m: Tensor) -> Tensor:
+        return m
+
+
+class GNNSimulator(nn.Module):
+    """Encoder-processor-decoder GNN: raw features -> raw accelerations (docs/formats.md).
+
+    Args:
+        config: `ModelConfig` (history h, layers k, widths, residual, ...).
+
+    Shapes:
+        node_features [N, 2h]: velocities v(t), ..., v(t-h+1) (distance/step), flattened
+            (vx(t), vy(t), vx(t-1), ...).
+        edge_index [2, E] int64: (sender, receiver), both directions of every bond.
+        edge_features [E, 4]: (dx, dy, |d|, 1/l_r), d = minimum image of r_receiver - r_sender.
+        returns [N, 2]: accelerations a(t) (distance/step²), so r(t+1) = 2r(t) - r(t-1) + a(t).
+    """
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        cfg = config or ModelConfig()
+        self.config = cfg
+        self.history = cfg.history
+        self.node_in = 2 * cfg.history
+        self.node_norm = OnlineNormalizer(self.node_in, cfg.std_epsilon, cfg.std_rel_epsilon)
+        self.edge_norm = OnlineNormalizer(EDGE_DIM, cfg.std_epsilon, cfg.std_rel_epsilon)
+        self.target_norm = OnlineNormalizer(DIMENSION, cfg.std_epsilon, cfg.std_rel_epsilon)
+        self.node_encoder = MLP(self.node_in, cfg.hidden, cfg.latent, cfg.mlp_layers, cfg.layer_norm)
+        self.edge_encoder = MLP(EDGE_DIM, cfg.hidden, cfg.latent, cfg.mlp_layers, cfg.layer_norm)
+        self.processor = nn.ModuleList(
+            [InteractionLayer(cfg.latent, cfg.hidden, cfg.mlp_layers, cfg.residual, cfg.layer_norm)
+             for _ in range(cfg.layers)])
+        self.decoder = MLP(cfg.latent, cfg.hidden, DIMENSION, cfg.mlp_layers, False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Paper initialisation of every Linear; LayerNorm to identity."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                init_linear_(module)
+            elif isinstance(module, nn.LayerNorm):
+                module.reset_parameters()
+
+    def _check(self, node_features: Tensor, edge_index: Tensor, edge_features: Tensor) -> None:
+        if node_features.dim() != 2 or node_features.size(1) != self.node_in:
+            raise ValueError("expected node_features of shape [N, " + str(self.node_in) + "], got "
+                             + str(node_features.shape))
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError("expected edge_index of shape [2, E], got " + str(edge_index.shape))
+        if edge_index.dtype != torch.long:
+            raise ValueError("expected edge_index of dtype int64, got " + str(edge_index.dtype))
+        if edge_features.dim() != 2 or edge_features.size(1) != 4 or edge_features.size(0) != edge_index.size(1):
+            raise ValueError("expected edge_features of shape [" + str(edge_index.size(1)) + ", 4], got "
+                             + str(edge_features.shape))
+
+    def forward_normalized(self, node_features: Tensor, edge_index: Tensor, edge_features: Tensor) -> Tensor:
+        """Normalised accelerations [N, 2] (the training loss is MSE on these)."""
+        self._check(node_features, edge_index, edge_features)
+        x = self.node_encoder(self.node_norm(node_features))
+        e = self.edge_encoder(self.edge_norm(edge_features))
+        for layer in self.processor:
+            x, e = layer(x, edge_index, e)
+        return self.decoder(x)
+
+    def forward(self, node_features: Tensor, edge_index: Tensor, edge_features: Tensor) -> Tensor:
+        """Raw accelerations [N, 2] from raw features (factored fast path; scriptable)."""
+        return self.target_norm.inverse(self.forward_normalized(node_features, edge_index, edge_features))
+
+    @torch.jit.unused
+    def forward_normalized_reference(self, node_features: Tensor, edge_index: Tensor,
+                                     edge_features: Tensor) -> Tensor:
+        """`forward_normalized` through plain PyG eager message passing."""
+        self._check(node_features, edge_index, edge_features)
+        x = self.node_encoder(self.node_norm(node_features))
+        e = self.edge_encoder(self.edge_norm(edge_features))
+        for layer in self.processor:
+            x, e = layer.forward_reference(x, edge_index, e)
+        return self.decoder(x)
+
+    @torch.jit.unused
+    def forward_reference(self, node_features: Tensor, edge_index: Tensor, edge_features: Tensor) -> Tensor:
+        """`forward` through plain PyG eager message passing (reference and benchmark baseline)."""
+        return self.target_norm.inverse(
+            self.forward_normalized_reference(node_features, edge_index, edge_features))
+
+    @torch.jit.unused
+    def update_normalizers(self, node_features: Tensor, edge_features: Tensor, target: Tensor) -> None:
+        """Fold one batch into the running statistics (single process)."""
+        self.node_norm.update(node_features)
+        self.edge_norm.update(edge_features)
+        self.target_norm.update(target)
+
+
+def build_model(config: ModelConfig | dict | None = None) -> GNNSimulator:
+    """A fresh `GNNSimulator` from a `ModelConfig` or its dict form."""
+    if isinstance(config, dict):
+        config = ModelConfig.from_dict(config)
+    return GNNSimulator(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

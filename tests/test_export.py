@@ -1,0 +1,132 @@
+"""Export round trip, metadata keys, refusal of incomplete files and incompatible checkpoints."""
+
+import zipfile
+
+import pytest
+import torch
+
+from lmp_gnn.cli import main as cli_main
+from lmp_gnn.export import (METADATA_KEYS, CheckpointError, ExportedModelError, export_checkpoint,
+                            load_checkpoint, load_exported, model_from_checkpoint, save_checkpoint)
+from lmp_gnn.model import GNNSimulator, ModelConfig
+
+torch.set_num_threads(1)
+
+DATA_META = {"delta_l": 0.002, "strain_rate": 2.5e-6, "timestep": 0.05, "md_steps_per_step": 937.6}
+
+
+def graph(n=25, m=60, h=2, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    bonds = torch.randint(0, n, (m, 2), generator=g)
+    ei = torch.cat([bonds.t(), bonds.t().flip(0)], dim=1)
+    nf = torch.randn(n, 2 * h, generator=g, dtype=torch.float64) * 1e-3 + 2e-4
+    ef = torch.randn(ei.shape[1], 4, generator=g, dtype=torch.float64) * 0.3 + 1.0
+    target = torch.randn(n, 2, generator=g, dtype=torch.float64) * 3e-6
+    return nf.to(dtype), ei, ef.to(dtype), target.to(dtype)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = GNNSimulator(ModelConfig(history=2, layers=2, latent=32, hidden=32))
+    nf, ei, ef, target = graph()
+    model.update_normalizers(nf, ef, target)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    path = tmp_path_factory.mktemp("ckpt") / "model.ckpt.pt"
+    save_checkpoint(path, model=model, optimizer=opt, scheduler=None, step=7,
+                    train_config={"note": "test"}, data_meta=DATA_META)
+    return path, model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_export_round_trip_equals_eager(checkpoint, tmp_path, dtype):
+    ckpt_path, model = checkpoint
+    out = tmp_path / f"model_{dtype}.pt"
+    written = export_checkpoint(ckpt_path, out, dtype=dtype)
+    module, meta = load_exported(out)
+    tdt = getattr(torch, dtype)
+    nf, ei, ef, _ = graph(dtype=tdt, seed=3)
+    eager = model_from_checkpoint(ckpt_path).to(tdt)
+    with torch.no_grad():
+        want = eager(nf, ei, ef)
+        got = module(nf, ei, ef)
+    assert got.dtype == tdt and got.shape == (nf.shape[0], 2)
+    rel = ((got - want).abs().max() / want.abs().max()).item()
+    assert rel <= 1e-6, f"expected exported == eager within 1e-6 relative, got {rel:.3g}"
+    # the original (float32-trained) model agrees too, at float32 precision
+    with torch.no_grad():
+        orig = model(nf.float(), ei, ef.float()).to(tdt)
+    assert ((got - orig).abs().max() / orig.abs().max()).item() <= 1e-5
+    # every key of docs/formats.md, typed
+    assert set(METADATA_KEYS) <= set(meta)
+    assert written == {k: str(v) if not isinstance(v, float) else repr(v)
+                       for k, v in meta.items() if k in METADATA_KEYS}
+    assert meta["lmp_gnn_format"] == 1 and meta["feature_version"] == 1
+    assert meta["history"] == 2 and meta["layers"] == 2 and meta["dimension"] == 2
+    assert meta["delta_l"] == 0.002 and meta["strain_rate"] == 2.5e-6 and meta["timestep"] == 0.05
+    assert meta["md_steps_per_step"] == 938 and meta["dtype"] == dtype
+    assert meta["hparams"]["model"]["latent"] == 32
+    # the archive's extra files are exactly one per key
+    with zipfile.ZipFile(out) as z:
+        extras = {n.split("/extra/", 1)[1] for n in z.namelist() if "/extra/" in n}
+    assert set(METADATA_KEYS) <= extras
+
+
+@pytest.mark.parametrize("missing", METADATA_KEYS)
+def test_file_missing_a_key_is_refused(checkpoint, tmp_path, missing):
+    ckpt_path, _ = checkpoint
+    good = tmp_path / "good.pt"
+    export_checkpoint(ckpt_path, good, check=False)
+    extra = {k: "" for k in METADATA_KEYS}
+    module = torch.jit.load(str(good), _extra_files=extra)
+    del extra[missing]
+    bad = tmp_path / "bad.pt"
+    torch.jit.save(module, str(bad), _extra_files=extra)
+    with pytest.raises(ExportedModelError, match=f"missing metadata '{missing}'.*lmp-gnn export"):
+        load_exported(bad)
+
+
+def test_wrong_format_version_refused(checkpoint, tmp_path):
+    ckpt_path, _ = checkpoint
+    good = tmp_path / "good.pt"
+    export_checkpoint(ckpt_path, good, check=False)
+    extra = {k: "" for k in METADATA_KEYS}
+    module = torch.jit.load(str(good), _extra_files=extra)
+    extra["lmp_gnn_format"] = "2"
+    torch.jit.save(module, str(tmp_path / "v2.pt"), _extra_files=extra)
+    with pytest.raises(ExportedModelError, match="expected lmp_gnn_format 1, got 2"):
+        load_exported(tmp_path / "v2.pt")
+
+
+def test_checkpoint_refusals(checkpoint, tmp_path):
+    ckpt_path, _ = checkpoint
+    ckpt = load_checkpoint(ckpt_path)
+    assert ckpt["step"] == 7 and ckpt["hparams"]["history"] == 2 and ckpt["lmp_gnn_version"]
+    assert ckpt["optimizer_state"] is not None and ckpt["data_meta"] == DATA_META
+    for key, value, message in [("checkpoint_format", 99, "expected checkpoint_format 1, got 99"),
+                                ("feature_version", 2, "expected feature_version 1, got 2")]:
+        bad = dict(ckpt, **{key: value})
+        torch.save(bad, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="expected an lmp-gnn training checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    export_checkpoint(ckpt_path, tmp_path / "exported.pt", check=False)
+    with pytest.raises(CheckpointError, match="got an exported TorchScript model"):
+        load_checkpoint(tmp_path / "exported.pt")
+    with pytest.raises(ExportedModelError, match="not a TorchScript file"):
+        load_exported(ckpt_path)
+    no_meta = dict(ckpt, data_meta={"delta_l": 0.002})
+    torch.save(no_meta, tmp_path / "nometa.pt")
+    with pytest.raises(CheckpointError, match="missing.*strain_rate"):
+        export_checkpoint(tmp_path / "nometa.pt", tmp_path / "x.pt")
+
+
+def test_cli_export(checkpoint, tmp_path, capsys):
+    ckpt_path, _ = checkpoint
+    out = tmp_path / "cli.pt"
+    assert cli_main(["export", str(ckpt_path), "-o", str(out), "--dtype", "float64"]) == 0
+    _, meta = load_exported(out)
+    assert meta["dtype"] == "float64"
+    assert "history = 2" in capsys.readouterr().out

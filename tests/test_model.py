@@ -1,0 +1,164 @@
+"""GNNSimulator: shapes, TorchScript parity, factored == plain PyG, equivariance, init, normalisers."""
+
+import math
+
+import pytest
+import torch
+
+from lmp_gnn.model import GNNSimulator, ModelConfig, OnlineNormalizer, build_model
+
+torch.set_num_threads(1)
+
+
+def random_graph(n=30, m=70, h=3, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    bonds = torch.randint(0, n, (m, 2), generator=g)
+    ei = torch.cat([bonds.t(), bonds.t().flip(0)], dim=1)
+    nf = (torch.randn(n, 2 * h, generator=g, dtype=dtype) * 1e-3)
+    ef = torch.randn(ei.shape[1], 4, generator=g, dtype=dtype)
+    ef[:, 2] = ef[:, :2].norm(dim=1)
+    ef[:, 3] = 1.0 + 0.1 * torch.rand(ei.shape[1], generator=g, dtype=dtype)
+    target = torch.randn(n, 2, generator=g, dtype=dtype) * 1e-5
+    return nf, ei, ef, target
+
+
+def trained_like(cfg, dtype=torch.float64, seed=0):
+    """A model with non-trivial normaliser statistics (as after some training)."""
+    torch.manual_seed(seed)
+    model = GNNSimulator(cfg).to(dtype)
+    nf, ei, ef, target = random_graph(h=cfg.history, dtype=dtype, seed=seed + 1)
+    model.update_normalizers(nf, ef, target)
+    return model.eval()
+
+
+@pytest.mark.parametrize("history", [1, 2, 3])
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_shapes_and_parameter_count(history, layers):
+    model = build_model({"history": history, "layers": layers})
+    nf, ei, ef, _ = random_graph(h=history, dtype=torch.float32)
+    out = model(nf, ei, ef)
+    assert out.shape == (nf.shape[0], 2) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    assert len(model.processor) == layers
+    # each layer has its own parameters
+    ids = {id(p) for layer in model.processor for p in layer.parameters()}
+    assert len(ids) == layers * len(list(model.processor[0].parameters()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layers", [1, 3])
+def test_scripted_equals_eager(dtype, layers):
+    model = trained_like(ModelConfig(history=3, layers=layers), dtype)
+    scripted = torch.jit.script(model)
+    nf, ei, ef, _ = random_graph(dtype=dtype, seed=5)
+    with torch.no_grad():
+        want = model(nf, ei, ef)
+        got = scripted(nf, ei, ef)
+    assert got.dtype == dtype
+    rel = ((got - want).abs().max() / want.abs().max()).item()
+    assert rel <= 1e-6, f"expected scripted == eager within 1e-6 relative, got {rel:.3g}"
+
+
+@pytest.mark.parametrize("residual", [True, False])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_factored_equals_plain_pyg(residual, layer_norm):
+    cfg = ModelConfig(history=2, layers=3, residual=residual, layer_norm=layer_norm)
+    model = trained_like(cfg)
+    nf, ei, ef, _ = random_graph(h=2, seed=7)
+    with torch.no_grad():
+        fast = model(nf, ei, ef)
+        ref = model.forward_reference(nf, ei, ef)
+    rel = ((fast - ref).abs().max() / ref.abs().max()).item()
+    assert rel <= 1e-12, f"expected factored == plain PyG within 1e-12 relative (float64), got {rel:.3g}"
+
+
+def test_factored_equals_plain_pyg_float32_and_gradients():
+    model = trained_like(ModelConfig(history=3, layers=2), torch.float32).train()
+    nf, ei, ef, target = random_graph(dtype=torch.float32, seed=3)
+    loss_fast = (model.forward_normalized(nf, ei, ef) - model.target_norm(target)).pow(2).mean()
+    g_fast = torch.autograd.grad(loss_fast, list(model.parameters()))
+    loss_ref = (model.forward_normalized_reference(nf, ei, ef) - model.target_norm(target)).pow(2).mean()
+    g_ref = torch.autograd.grad(loss_ref, list(model.parameters()))
+    assert abs(loss_fast.item() - loss_ref.item()) <= 1e-5 * loss_ref.item()
+    for a, b in zip(g_fast, g_ref):
+        assert (a - b).abs().max() <= 1e-4 * b.abs().max() + 1e-7
+
+
+def test_node_permutation_equivariance_and_edge_order_invariance():
+    model = trained_like(ModelConfig(history=3, layers=2))
+    nf, ei, ef, _ = random_graph(seed=11)
+    n, e = nf.shape[0], ei.shape[1]
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(1))   # new node k = old node perm[k]
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(n)
+    eperm = torch.randperm(e, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        out = model(nf, ei, ef)
+        out_p = model(nf[perm], inv[ei][:, eperm], ef[eperm])
+    assert torch.allclose(out_p, out[perm], rtol=0, atol=1e-12 * out.abs().max().item())
+
+
+def test_messages_flow_sender_to_receiver():
+    """A node that only sends (no incoming edge) gets no message: its output does not
+    depend on the edge features."""
+    model = trained_like(ModelConfig(history=1, layers=1))
+    nf = torch.randn(3, 2, dtype=torch.float64) * 1e-3
+    ei = torch.tensor([[0, 0], [1, 2]])          # 0 -> 1, 0 -> 2
+    ef = torch.randn(2, 4, dtype=torch.float64)
+    with torch.no_grad():
+        a = model(nf, ei, ef)
+        b = model(nf, ei, ef * 2.0)
+    assert torch.equal(a[0], b[0])
+    assert not torch.equal(a[1], b[1])
+
+
+def test_initialisation_normal_fan_in():
+    torch.manual_seed(0)
+    model = GNNSimulator(ModelConfig(history=3, layers=1))
+    first = model.processor[0].phi.first          # 384 -> 128
+    w = first.weight.detach()
+    assert w.mean().abs() < 0.002
+    assert w.std().item() == pytest.approx(1 / math.sqrt(384), rel=0.02)
+    assert first.bias.detach().std().item() == pytest.approx(1 / math.sqrt(384), rel=0.25)
+    # normal, not uniform: ~0.3 % of a normal lies beyond 3 sigma, none of U(-1/sqrt n, 1/sqrt n)
+    assert (w.abs() > 1.5 / math.sqrt(384)).any()
+
+
+def test_online_normalizer_matches_full_batch_statistics():
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(1000, 3, generator=g, dtype=torch.float64) * torch.tensor([1e-3, 2.0, 1e-6]) + \
+        torch.tensor([5.0, -1.0, 0.0], dtype=torch.float64)
+    norm = OnlineNormalizer(3)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    assert torch.equal(norm(x), x)                 # identity before any update
+    for chunk in data.split([1, 10, 300, 689]):
+        norm.update(chunk)
+    assert norm.count.item() == 1000
+    assert torch.allclose(norm.mean, data.mean(0), rtol=1e-12, atol=0)
+    assert torch.allclose(norm.std, data.std(0, unbiased=False), rtol=1e-10, atol=0)
+    y = norm(data)
+    assert torch.allclose(y.mean(0), torch.zeros(3, dtype=torch.float64), atol=1e-10)
+    assert torch.allclose(norm.inverse(y), data, rtol=1e-12, atol=1e-15)
+
+
+def test_normalizer_floors_constant_feature():
+    norm = OnlineNormalizer(2, std_epsilon=1e-12, std_rel_epsilon=1e-4)
+    norm.update(torch.tensor([[2.0, 0.0], [2.0, 0.0]], dtype=torch.float64))
+    assert norm.std.tolist() == [2e-4, 1e-12]
+
+
+def test_bad_inputs_rejected():
+    model = GNNSimulator(ModelConfig(history=2))
+    nf, ei, ef, _ = random_graph(h=2, dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"expected node_features of shape \[N, 4\]"):
+        model(nf[:, :3], ei, ef)
+    with pytest.raises(ValueError, match=r"expected edge_index of shape \[2, E\]"):
+        model(nf, ei.t(), ef)
+    with pytest.raises(ValueError, match=r"expected edge_features of shape"):
+        model(nf, ei, ef[:-1])
+    with pytest.raises(ValueError, match="int64"):
+        model(nf, ei.int(), ef)
+    with pytest.raises(ValueError, match="history: expected 1..3"):
+        ModelConfig(history=4)
+    with pytest.raises(ValueError, match="unknown keys"):
+        build_model({"histroy": 2})

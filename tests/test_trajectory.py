@@ -91,3 +91,12 @@ def test_metadata_must_be_a_json_object(tmp_path):
                  metadata=np.array(text))
         with pytest.raises(TrajectoryFormatError, match=message):
             load_trajectory(path)
+
+
+def test_saved_file_has_umask_permissions(tmp_path):
+    import os
+
+    path = save_trajectory(tmp_path / "p.npz", small())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -66,7 +66,8 @@ def compress(net: Network, *, max_strain: float = 0.05, delta_l: float = 2e-3, t
         metadata keys of docs/formats.md.
     """
     lx0 = float(net.box[0])
-    _check_args(lx0, max_strain, delta_l, temperature, strain_rate, timestep, damp, seed, thermostat)
+    check_arguments(max_strain=max_strain, delta_l=delta_l, temperature=temperature, strain_rate=strain_rate,
+                    timestep=timestep, damp=damp, seed=seed, thermostat=thermostat, box_x=lx0)
     n_steps = int(math.floor(max_strain * lx0 / delta_l * (1 + 1e-12)))  # snapshots after the first
     xi = md_steps_per_snapshot(lx0, delta_l, strain_rate, timestep)
     rate = delta_l / (xi * timestep * lx0)  # used rate: exactly Δl per ξ steps
@@ -142,7 +143,12 @@ def compress(net: Network, *, max_strain: float = 0.05, delta_l: float = 2e-3, t
     return Trajectory(positions, box, net.bonds.copy(), net.rest_length.copy(), metadata)
 
 
-def _check_args(lx0, max_strain, delta_l, temperature, strain_rate, timestep, damp, seed, thermostat) -> None:
+def check_arguments(*, max_strain: float, delta_l: float, temperature: float, strain_rate: float, timestep: float,
+                    damp: float, seed: int, thermostat: str = "langevin", box_x: float | None = None) -> None:
+    """Raise ValueError naming the first bad protocol argument of `compress`.
+
+    `box_x` (Lx0) enables the checks that depend on the network; None skips them.
+    """
     def finite(name, value):
         if not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
             raise ValueError(f"expected a finite number for {name}, got {value!r}")
@@ -154,9 +160,6 @@ def _check_args(lx0, max_strain, delta_l, temperature, strain_rate, timestep, da
         raise ValueError(f"expected 0 < max_strain < 0.5, got {max_strain}")
     if delta_l <= 0:
         raise ValueError(f"expected delta_l > 0, got {delta_l}")
-    if delta_l > max_strain * lx0 * (1 + 1e-12):
-        raise ValueError(f"expected delta_l ≤ the total compression max_strain·Lx0 = {max_strain * lx0:.6g}, "
-                         f"got {delta_l}")
     if temperature <= 0:
         raise ValueError(f"expected temperature > 0, got {temperature}")
     if strain_rate <= 0:
@@ -169,9 +172,14 @@ def _check_args(lx0, max_strain, delta_l, temperature, strain_rate, timestep, da
         raise ValueError(f"expected seed to be an int ≥ 0, got {seed!r}")
     if thermostat not in THERMOSTATS:
         raise ValueError(f"expected thermostat in {THERMOSTATS}, got {thermostat!r}")
-    if delta_l / (strain_rate * timestep * lx0) < 0.5:
+    if box_x is None:
+        return
+    if delta_l > max_strain * box_x * (1 + 1e-12):
+        raise ValueError(f"expected delta_l ≤ the total compression max_strain·Lx0 = {max_strain * box_x:.6g}, "
+                         f"got {delta_l}")
+    if delta_l / (strain_rate * timestep * box_x) < 0.5:
         raise ValueError(f"delta_l = {delta_l} is less than half an MD step of deformation "
-                         f"(strain_rate·timestep·Lx0 = {strain_rate * timestep * lx0:.3g}); "
+                         f"(strain_rate·timestep·Lx0 = {strain_rate * timestep * box_x:.3g}); "
                          "expected a larger delta_l or a smaller strain_rate·timestep")
 
 

@@ -12,6 +12,9 @@ import numpy as np
 
 FORMAT_VERSION = 1
 
+_UMASK = os.umask(0)  # read once at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
 
 class TrajectoryFormatError(ValueError):
     """A trajectory file or array set that does not follow docs/formats.md."""
@@ -77,6 +80,7 @@ def save_trajectory(path: str | os.PathLike, traj: Trajectory) -> Path:
     try:
         np.savez_compressed(tmp, positions=traj.positions, box=traj.box, bonds=traj.bonds,
                             rest_length=traj.rest_length, metadata=np.array(json.dumps(meta)))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

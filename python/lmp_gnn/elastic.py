@@ -323,3 +323,36 @@ def lammps_elastic_constants(net: Network, strain: float = 1e-6, *, ftol: float 
     C = (sig[:, 0, :] - sig[:, 1, :]).T / (2.0 * strain)  # C[i, k] = dσ_i/dε_k
     C = 0.5 * (C + C.T)
     return ElasticConstants.from_matrix(C, None, float(net.box[0] * net.box[1]))
+
+
+# ---------------------------------------------------------------------------- uniaxial response
+def uniaxial_response(net: Network, axis: str = "x") -> dict:
+    """Linear response to a small compression along `axis` with zero stress on the other axis.
+
+    The protocol of the MD (DESIGN.md §3): strain ε along `axis`, the other box length free at
+    zero normal stress, no box tilt (γ = 0). Returns a dict with
+
+    - nu_box: -ε_other/ε_axis = C12/C22 for axis x (C12/C11 for y), what box lengths give;
+    - nu_est: the paper's estimator in strain form, -(D_other/l0_other)/(D_axis/l0_axis) as in
+      `lmp_gnn.poisson.nu_estimator`, evaluated on the linear-response node displacements
+      (affine about the box centre plus the non-affine relaxation, centre of mass fixed), with
+      node distances from the box centre taken from the wrapped positions;
+    - nu: the isotropic-average ν of DESIGN.md §3, for comparison.
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"expected axis 'x' or 'y', got {axis!r}")
+    C, _, _ = elastic_matrix(net, check_floppy=False)
+    H, Y, _, _ = _assemble(net)
+    a_ax, o_ax = (0, 1) if axis == "x" else (1, 0)
+    e = np.zeros(3)
+    e[a_ax] = 1.0
+    e[o_ax] = -C[o_ax, a_ax] / C[o_ax, o_ax]
+    lu = spla.splu(H[2:, 2:].tocsc())
+    u = np.zeros(2 * net.n_nodes)
+    u[2:] = -lu.solve(Y[2:] @ e)
+    u = u.reshape(-1, 2)
+    u -= u.mean(axis=0)
+    r = net.wrapped_positions()
+    dr = r * e[:2] + u
+    s = np.sum(np.sign(r) * dr, axis=0) / np.sum(np.abs(r), axis=0)  # D_η / l0_η per unit strain
+    return {"nu_box": float(-e[o_ax]), "nu_est": float(-s[o_ax] / s[a_ax]), "nu": nu_from_matrix(C)}

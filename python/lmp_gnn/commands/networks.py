@@ -1,0 +1,255 @@
+"""`lmp-gnn networks`: generate jammed networks and tune each to a target Poisson's ratio.
+
+Output directory layout (docs/formats.md, "Networks"):
+
+    DIR/net_0000.data   LAMMPS data file of network 0 (atom_style bond, harmonic bonds)
+    DIR/net_0000.json   its provenance: seeds, N, M, Z, linear-response moduli and ν, the
+                        compression-along-x ratios (ν_box, ν_est), target, tuning report,
+                        generator and package versions, wall times
+    ...
+
+Targets are spread evenly over [--nu-min, --nu-max] (network i of n gets
+nu_min + i (nu_max - nu_min)/(n - 1)). Network i's seed is derived from (--seed, i, attempt);
+a network that turns out floppy or misses its target is retried with the next attempt's seed
+(up to --attempts). The .json is written last and atomically, so a network counts as done
+when its .json exists: an interrupted run resumes where it stopped with the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULTS = dict(count=10, nodes=300, nu_min=-0.6, nu_max=0.4, seed=0, workers=1, tol=0.01, packing_fraction=0.95,
+                objective="joint", attempts=3)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the command's options to `parser`."""
+    parser.add_argument("-o", "--out", required=True, type=Path, help="output directory (created if missing)")
+    parser.add_argument("--count", type=int, default=DEFAULTS["count"], help="number of networks (default %(default)s)")
+    parser.add_argument("--nodes", type=int, default=DEFAULTS["nodes"],
+                        help="disks per packing; the network keeps those with ≥ 3 contacts, "
+                             "typically 95–100 %% of them (default %(default)s)")
+    parser.add_argument("--nu-min", type=float, default=DEFAULTS["nu_min"], help="lowest target ν (default %(default)s)")
+    parser.add_argument("--nu-max", type=float, default=DEFAULTS["nu_max"], help="highest target ν (default %(default)s)")
+    parser.add_argument("--tol", type=float, default=DEFAULTS["tol"], help="tolerance on ν (default %(default)s)")
+    parser.add_argument("--objective", choices=("nu", "joint"), default=DEFAULTS["objective"],
+                        help="nu: tune the isotropic ν of DESIGN.md §3 only; joint: also the box ν and the "
+                             "paper's estimator ν_est of a compression along x (default %(default)s)")
+    parser.add_argument("--packing-fraction", type=float, default=DEFAULTS["packing_fraction"],
+                        help="packing fraction of the jammed disks (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="base random seed (default %(default)s)")
+    parser.add_argument("--attempts", type=int, default=DEFAULTS["attempts"],
+                        help="seeds to try per network before giving up (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=DEFAULTS["workers"],
+                        help="parallel worker processes (default %(default)s)")
+
+
+def targets(count: int, nu_min: float, nu_max: float) -> np.ndarray:
+    """[count] target ν evenly spread over [nu_min, nu_max] (the midpoint when count is 1)."""
+    if count == 1:
+        return np.array([0.5 * (nu_min + nu_max)])
+    return np.linspace(nu_min, nu_max, count)
+
+
+def network_seed(base_seed: int, index: int, attempt: int) -> int:
+    """The generator seed of network `index`, try `attempt` (a 32-bit integer)."""
+    return int(np.random.SeedSequence([base_seed, index, attempt]).generate_state(1)[0])
+
+
+def _validate(args) -> None:
+    if args.count < 1:
+        raise ValueError(f"--count: expected a positive integer, got {args.count}")
+    if args.nodes < 16:
+        raise ValueError(f"--nodes: expected at least 16 disks, got {args.nodes}")
+    if not -1.0 < args.nu_min <= args.nu_max < 1.0:
+        raise ValueError(f"--nu-min/--nu-max: expected -1 < nu_min ≤ nu_max < 1, got {args.nu_min} and {args.nu_max}")
+    if not args.tol > 0:
+        raise ValueError(f"--tol: expected a positive tolerance, got {args.tol}")
+    if not 0 < args.packing_fraction < 1.5:
+        raise ValueError(f"--packing-fraction: expected 0 < φ < 1.5, got {args.packing_fraction}")
+    if args.seed < 0:
+        raise ValueError(f"--seed: expected a non-negative integer, got {args.seed}")
+    if args.attempts < 1:
+        raise ValueError(f"--attempts: expected a positive integer, got {args.attempts}")
+    if args.workers < 1:
+        raise ValueError(f"--workers: expected a positive integer, got {args.workers}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out: expected a directory, got the file {args.out}")
+
+
+def _paths(out: Path, index: int, width: int) -> tuple[Path, Path]:
+    stem = out / f"net_{index:0{width}d}"
+    return stem.with_suffix(".data"), stem.with_suffix(".json")
+
+
+def _existing(json_path: Path, data_path: Path, job: dict) -> dict | None:
+    """The finished record for `job`, None if not done; raises if it was made with other settings."""
+    if not (json_path.exists() and data_path.exists()):
+        return None
+    try:
+        rec = json.loads(json_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # unreadable: redo it
+    for key in ("target", "base_seed", "nodes", "objective", "tol", "packing_fraction"):
+        if key in rec and rec[key] != job[key]:
+            raise ValueError(f"{json_path}: made with {key} = {rec[key]!r}, this run expects {job[key]!r}; "
+                             f"use another --out directory or the original options")
+    return rec if rec.get("status") == "ok" else None
+
+
+def make_network(job: dict) -> dict:
+    """Generate, tune and write network job["index"]; return its JSON record (also on failure).
+
+    Runs in a worker process; everything in and out is plain data.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from lmp_gnn import __version__
+    from lmp_gnn.elastic import FloppyNetworkError, elastic_constants, uniaxial_response
+    from lmp_gnn.generate import GENERATOR_VERSION, JammingError, jammed_network
+    from lmp_gnn.network import _atomic_write_text
+    from lmp_gnn.tuning import TargetNotReachedError, tune_poisson
+
+    data_path, json_path = Path(job["data"]), Path(job["json"])
+    errors = []
+    for attempt in range(job["attempts"]):
+        seed = network_seed(job["base_seed"], job["index"], attempt)
+        t0 = time.perf_counter()
+        try:
+            net0 = jammed_network(job["nodes"], seed, job["packing_fraction"])
+            t_gen = time.perf_counter() - t0
+            net, report = tune_poisson(net0, job["target"], job["tol"], objective=job["objective"])
+        except (FloppyNetworkError, JammingError, TargetNotReachedError) as exc:
+            errors.append(f"attempt {attempt} (seed {seed}): {type(exc).__name__}: {exc}")
+            continue
+        t_tune = time.perf_counter() - t0 - t_gen
+        ec = elastic_constants(net)
+        rec = {
+            "status": "ok",
+            "index": job["index"],
+            "seed": seed,
+            "attempt": attempt,
+            "base_seed": job["base_seed"],
+            "nodes": job["nodes"],
+            "packing_fraction": job["packing_fraction"],
+            "objective": job["objective"],
+            "tol": job["tol"],
+            "target": job["target"],
+            "N": net.n_nodes,
+            "M": net.n_bonds,
+            "Z": 2.0 * net.n_bonds / net.n_nodes,
+            "box": net.box.tolist(),
+            "nu": ec.nu,
+            "moduli": ec.as_dict(),
+            "uniaxial_x": uniaxial_response(net, "x"),
+            "untuned": {"M": net0.n_bonds, "Z": 2.0 * net0.n_bonds / net0.n_nodes, "nu": report["nu_initial"]},
+            "tuning": report,
+            "generation": {k: v for k, v in net0.info.items() if k != "wall_time_s"},
+            "generator_version": GENERATOR_VERSION,
+            "lmp_gnn_version": __version__,
+            "failed_attempts": errors,
+            "wall_time_s": {"generate": t_gen, "tune": t_tune},
+            "data_file": data_path.name,
+        }
+        net.write_lammps_data(data_path, title=f"lmp-gnn network {job['index']} seed {seed} target nu {job['target']:.4f} "
+                                               f"nu {ec.nu:.4f} ({GENERATOR_VERSION})")
+        _atomic_write_text(json_path, json.dumps(rec, indent=1) + "\n")
+        return rec
+    return {"status": "failed", "index": job["index"], "target": job["target"], "errors": errors}
+
+
+def histogram_text(values: np.ndarray, lo: float, hi: float, bins: int = 10, width: int = 40) -> str:
+    """A text histogram of `values` over [lo, hi] (values outside go to the end bins)."""
+    values = np.clip(np.asarray(values, dtype=np.float64), lo, hi)
+    if hi <= lo:
+        lo, hi = lo - 0.05, hi + 0.05
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    top = max(int(counts.max()), 1)
+    return "\n".join(f"  [{edges[b]:+.3f}, {edges[b + 1]:+.3f}) {counts[b]:4d} {'#' * int(round(width * counts[b] / top))}"
+                     for b in range(bins))
+
+
+def run(args) -> int:
+    """Generate the networks; return 0 if all exist at the end, 1 if some failed, 2 on bad input."""
+    import sys
+
+    from tqdm import tqdm
+
+    try:
+        _validate(args)
+    except ValueError as exc:
+        print(f"lmp-gnn networks: error: {exc}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    width = max(4, len(str(args.count - 1)))
+    jobs, done = [], []
+    for i, target in enumerate(targets(args.count, args.nu_min, args.nu_max)):
+        data_path, json_path = _paths(out, i, width)
+        job = dict(index=i, target=float(target), base_seed=args.seed, nodes=args.nodes, tol=args.tol,
+                   objective=args.objective, packing_fraction=args.packing_fraction, attempts=args.attempts,
+                   data=str(data_path), json=str(json_path))
+        try:
+            rec = _existing(json_path, data_path, job)
+        except ValueError as exc:
+            print(f"lmp-gnn networks: error: {exc}", file=sys.stderr)
+            return 2
+        (done if rec is not None else jobs).append(rec if rec is not None else job)
+    skipped = len(done)
+    if skipped:
+        print(f"{skipped} of {args.count} networks already in {out}; making the other {len(jobs)}")
+
+    results = []
+    if jobs:
+        bar = tqdm(total=len(jobs), desc="networks", unit="net")
+        if args.workers == 1 or len(jobs) == 1:
+            for job in jobs:
+                results.append(make_network(job))
+                bar.update()
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")  # LAMMPS/MPI state must not be forked
+            with ctx.Pool(min(args.workers, len(jobs))) as pool:
+                for rec in pool.imap_unordered(make_network, jobs):
+                    results.append(rec)
+                    bar.update()
+        bar.close()
+    ok = done + [r for r in results if r["status"] == "ok"]
+    failed = [r for r in results if r["status"] != "ok"]
+    wall = time.perf_counter() - t0
+
+    print(f"\n{len(ok)} of {args.count} networks in {out} ({skipped} from before, {len(ok) - skipped} new, "
+          f"{len(failed)} failed) in {wall:.1f} s")
+    if ok:
+        nus = np.array([r["nu"] for r in ok])
+        Ns = np.array([r["N"] for r in ok])
+        Zs = np.array([r["Z"] for r in ok])
+        dev = np.array([abs(r["nu"] - r["target"]) for r in ok])
+        print(f"N {Ns.min()}–{Ns.max()}, Z {Zs.min():.3f}–{Zs.max():.3f}, ν {nus.min():+.3f}…{nus.max():+.3f}, "
+              f"max |ν - target| {dev.max():.4f}")
+        if args.objective == "joint":
+            box = np.array([r["uniaxial_x"]["nu_box"] for r in ok])
+            est = np.array([r["uniaxial_x"]["nu_est"] for r in ok])
+            tg = np.array([r["target"] for r in ok])
+            print(f"compression along x: max |ν_box - target| {np.abs(box - tg).max():.4f}, "
+                  f"max |ν_est - target| {np.abs(est - tg).max():.4f}")
+        new = [r for r in ok[skipped:]]
+        if new:
+            tg = np.array([r["wall_time_s"]["generate"] for r in new])
+            tt = np.array([r["wall_time_s"]["tune"] for r in new])
+            print(f"per new network: generation {tg.mean():.2f} s, tuning {tt.mean():.2f} s (mean, one worker)")
+        print("ν histogram:")
+        print(histogram_text(nus, min(args.nu_min, nus.min()), max(args.nu_max, nus.max())))
+    for r in failed:
+        print(f"network {r['index']} (target {r['target']:+.4f}) failed:", file=sys.stderr)
+        for e in r["errors"]:
+            print(f"  {e}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,291 @@
+"""Training samples: trajectories -> windows of h+1 snapshots -> graphs with target accelerations.
+
+One sample ("window") of a trajectory at snapshot t (h <= t <= T-2) uses r(t-h), ..., r(t+1):
+
+    node_features [N, 2h]   v(t), ..., v(t-h+1), v(t) = r(t) - r(t-1)     (features.node_features)
+    edge_index    [2, 2M]   both directions of every bond (sender, receiver) (features.edge_index_from_bonds)
+    edge_features [2M, 4]   minimum image of r_r(t) - r_s(t), its length, 1/l_r (features.edge_features)
+    target        [N, 2]    a(t) = r(t+1) - 2 r(t) + r(t-1)                  (features.target_acceleration)
+
+Everything is computed in float64 from the unwrapped float64 positions and only then cast to
+the training dtype: accelerations (~1e-5) are differences of positions (~10), which float32
+positions could not resolve.
+
+Optional random-walk noise (GNS, Sanchez-Gonzalez et al. 2020), `noise_std` > 0: the h input
+velocities (oldest first) get noise eta_k = cumsum of N(0, (noise_std / sqrt(h))^2) steps, so
+the newest velocity's noise has std noise_std; positions get the matching cumulative noise
+(zero on r(t-h)), so edge features come from the noisy r(t); the target is
+a(t) - eta_newest, i.e. the acceleration that brings the noisy state back to the true
+v(t+1). This teaches the model to correct its own rollout errors. noise_std is in distance
+per step (velocities are ~1e-3 at Δl = 2e-3 per step, accelerations ~1e-5).
+
+Batching: `WindowDataset.batch(indices)` concatenates graphs (node offsets added to
+edge_index) without going through PyG's collate; `to_data` gives a PyG `Data` for one window.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lmp_gnn import features
+from lmp_gnn.trajectory import Trajectory, TrajectoryFormatError, load_trajectory
+
+# training-data metadata an exported model carries (docs/formats.md, "Exported models")
+REQUIRED_METADATA = ("delta_l", "strain_rate", "timestep", "md_steps_per_snapshot")
+
+
+class DatasetError(ValueError):
+    """Trajectories that cannot be turned into training samples."""
+
+
+@dataclass
+class GraphBatch:
+    """Several graphs as one disjoint graph.
+
+    Attributes:
+        node_features: [N, 2h] raw velocities (distance/step).
+        edge_index: [2, E] int64 (sender, receiver), node indices into the whole batch.
+        edge_features: [E, 4] raw (dx, dy, |d|, 1/l_r).
+        target: [N, 2] acceleration (distance/step²).
+        batch: [N] int64 graph id of each node.
+        num_graphs: number of graphs.
+    """
+
+    node_features: Tensor
+    edge_index: Tensor
+    edge_features: Tensor
+    target: Tensor
+    batch: Tensor
+    num_graphs: int
+
+    @property
+    def num_nodes(self) -> int:
+        return self.node_features.shape[0]
+
+    def to(self, device: torch.device | str) -> "GraphBatch":
+        return GraphBatch(self.node_features.to(device), self.edge_index.to(device),
+                          self.edge_features.to(device), self.target.to(device), self.batch.to(device),
+                          self.num_graphs)
+
+
+class _Graph:
+    """One trajectory as float64 tensors, plus its directed edges."""
+
+    def __init__(self, traj: Trajectory, name: str):
+        self.name = name
+        self.positions = torch.from_numpy(np.ascontiguousarray(traj.positions, dtype=np.float64))   # [T, N, 2]
+        self.box = torch.from_numpy(np.ascontiguousarray(traj.box, dtype=np.float64))               # [T, 2]
+        self.edge_index = features.edge_index_from_bonds(torch.from_numpy(traj.bonds))               # [2, 2M]
+        rest = torch.from_numpy(np.ascontiguousarray(traj.rest_length, dtype=np.float64))
+        self.rest_length = torch.cat([rest, rest])                                                  # [2M]
+        self.metadata = dict(traj.metadata)
+
+    @property
+    def n_snapshots(self) -> int:
+        return self.positions.shape[0]
+
+    @property
+    def n_nodes(self) -> int:
+        return self.positions.shape[1]
+
+
+def check_trajectory(traj: Trajectory, history: int, name: str = "trajectory") -> None:
+    """Raise `DatasetError` (or TrajectoryFormatError) if `traj` cannot give windows for h = `history`."""
+    if not isinstance(traj, Trajectory):
+        raise DatasetError(f"{name}: expected a lmp_gnn.trajectory.Trajectory, got {type(traj).__name__}")
+    traj.validate(name)                           # shapes, bond indices, NaN/inf
+    if not 1 <= history <= 3:
+        raise DatasetError(f"expected history h in 1..3, got {history}")
+    need = history + 2
+    if traj.n_snapshots < need:
+        raise DatasetError(f"{name}: expected at least h + 2 = {need} snapshots for history h = {history} "
+                           f"(h velocities and one target), got {traj.n_snapshots}")
+    if np.any(traj.rest_length <= 0):
+        raise DatasetError(f"{name}: expected positive rest lengths, got min {traj.rest_length.min()}")
+    if np.any(traj.box <= 0):
+        raise DatasetError(f"{name}: expected positive box lengths, got min {traj.box.min()}")
+
+
+class WindowDataset:
+    """All windows (trajectory, t) of a set of trajectories, for one history length h.
+
+    Args:
+        trajectories: the trajectories (each validated).
+        history: h (1..3), velocities per node.
+        names: one name per trajectory (for messages and the train/val split); default "traj<i>".
+        noise_std: random-walk noise on the newest input velocity (distance/step); 0 = off.
+        dtype: dtype of the returned features and targets (computed in float64 first).
+    """
+
+    def __init__(self, trajectories: Sequence[Trajectory], history: int, names: Sequence[str] | None = None,
+                 noise_std: float = 0.0, dtype: torch.dtype = torch.float32):
+        if len(trajectories) == 0:
+            raise DatasetError("expected at least one trajectory, got none")
+        names = list(names) if names is not None else [f"traj{i}" for i in range(len(trajectories))]
+        if len(names) != len(trajectories):
+            raise DatasetError(f"expected {len(trajectories)} names, got {len(names)}")
+        if not (noise_std >= 0 and math.isfinite(noise_std)):
+            raise DatasetError(f"expected noise_std >= 0, got {noise_std}")
+        for traj, name in zip(trajectories, names):
+            check_trajectory(traj, history, name)
+        self.history = history
+        self.noise_std = float(noise_std)
+        self.dtype = dtype
+        self.graphs = [_Graph(traj, name) for traj, name in zip(trajectories, names)]
+        windows = [(g, t) for g, graph in enumerate(self.graphs) for t in range(history, graph.n_snapshots - 1)]
+        self.windows = torch.tensor(windows, dtype=torch.long)          # [W, 2] (trajectory, t)
+
+    def __len__(self) -> int:
+        return self.windows.shape[0]
+
+    @property
+    def names(self) -> list[str]:
+        return [g.name for g in self.graphs]
+
+    def sample(self, traj: int, t: int, generator: torch.Generator | None = None,
+               noise: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(node_features [N, 2h], edge_index [2, E], edge_features [E, 4], target [N, 2]) at snapshot t.
+
+        Noise is added when `noise` and noise_std > 0 (needs `generator` for reproducibility).
+        """
+        g = self.graphs[traj]
+        h = self.history
+        if not h <= t <= g.n_snapshots - 2:
+            raise IndexError(f"{g.name}: expected {h} <= t <= {g.n_snapshots - 2}, got t = {t}")
+        r = g.positions
+        vel = features.velocity_history(r, t, h)                        # [h, N, 2], newest first
+        r_t = r[t]
+        target = features.target_acceleration(r, t)                       # [N, 2]
+        if noise and self.noise_std > 0:
+            steps = torch.randn((h,) + tuple(r_t.shape), generator=generator, dtype=torch.float64)
+            vel_noise = torch.cumsum(steps * (self.noise_std / math.sqrt(h)), dim=0)   # oldest first
+            vel = vel + vel_noise.flip(0)                                 # newest first
+            r_t = r_t + vel_noise.sum(0)                                  # position noise of r(t)
+            target = target - vel_noise[-1]
+        nf = features.node_features(vel)
+        ef = features.edge_features(r_t, g.box[t], g.edge_index, g.rest_length)
+        return nf.to(self.dtype), g.edge_index, ef.to(self.dtype), target.to(self.dtype)
+
+    def batch(self, indices: Sequence[int] | Tensor, generator: torch.Generator | None = None,
+              noise: bool = True) -> GraphBatch:
+        """The windows `indices` (into `self.windows`) as one disjoint graph."""
+        nfs, eis, efs, tgs, ids = [], [], [], [], []
+        offset = 0
+        for k, i in enumerate(torch.as_tensor(indices, dtype=torch.long).tolist()):
+            traj, t = self.windows[i].tolist()
+            nf, ei, ef, tg = self.sample(traj, t, generator, noise)
+            nfs.append(nf)
+            eis.append(ei + offset)
+            efs.append(ef)
+            tgs.append(tg)
+            ids.append(torch.full((nf.shape[0],), k, dtype=torch.long))
+            offset += nf.shape[0]
+        if not nfs:
+            raise DatasetError("expected at least one window index, got none")
+        return GraphBatch(torch.cat(nfs), torch.cat(eis, dim=1), torch.cat(efs), torch.cat(tgs), torch.cat(ids),
+                          len(nfs))
+
+    def to_data(self, index: int, generator: torch.Generator | None = None, noise: bool = True):
+        """Window `index` as a torch_geometric.data.Data (x, edge_index, edge_attr, y, traj, t)."""
+        from torch_geometric.data import Data
+
+        traj, t = self.windows[index].tolist()
+        nf, ei, ef, tg = self.sample(traj, t, generator, noise)
+        return Data(x=nf, edge_index=ei, edge_attr=ef, y=tg, traj=traj, t=t)
+
+
+def find_trajectory_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """npz files named by `paths`: files, directories (their *.npz, not recursive) or glob patterns.
+
+    Hidden files (temporaries of an interrupted `lmp-gnn simulate`) are skipped.
+    """
+    found: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found += sorted(q for q in p.glob("*.npz") if not q.name.startswith("."))
+        elif p.is_file():
+            found.append(p)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(str(p)) if not Path(m).name.startswith("."))
+            if not matches:
+                raise DatasetError(f"expected a trajectory file, directory or glob pattern, got {str(p)!r} "
+                                   f"(nothing there)")
+            found += [m for m in matches if m.suffix == ".npz"]
+    if not found:
+        raise DatasetError(f"expected trajectory files (*.npz) in {[str(p) for p in paths]}, found none")
+    seen: set[Path] = set()
+    return [f for f in found if not (f.resolve() in seen or seen.add(f.resolve()))]
+
+
+def load_trajectories(paths: Sequence[str | os.PathLike]) -> list[tuple[str, Trajectory]]:
+    """(file stem, trajectory) for every file `find_trajectory_files(paths)` names."""
+    out = []
+    for f in find_trajectory_files(paths):
+        out.append((f.stem, load_trajectory(f)))
+    return out
+
+
+def network_key(name: str, traj: Trajectory) -> str:
+    """The network a trajectory was made from (metadata 'network', else the file stem)."""
+    net = traj.metadata.get("network")
+    return str(net) if net else name
+
+
+def split_by_network(items: Sequence[tuple[str, Trajectory]], val_fraction: float, seed: int
+                     ) -> tuple[list[tuple[str, Trajectory]], list[tuple[str, Trajectory]]]:
+    """Split (name, trajectory) pairs into train/val so that no network is in both.
+
+    round(val_fraction * n_networks) networks (at least 1 when val_fraction > 0) go to val,
+    chosen by a seeded permutation of the sorted network names.
+    """
+    if not 0 <= val_fraction < 1:
+        raise DatasetError(f"expected 0 <= val_fraction < 1, got {val_fraction}")
+    keys = sorted({network_key(n, t) for n, t in items})
+    n_val = 0 if val_fraction == 0 else max(1, int(round(val_fraction * len(keys))))
+    if n_val >= len(keys) and val_fraction > 0:
+        raise DatasetError(f"expected at least 2 networks to split train/val by network, got {len(keys)} "
+                           f"({keys}); add networks, give validation data separately, or set val_fraction 0")
+    perm = np.random.default_rng(seed).permutation(len(keys))
+    val_keys = {keys[i] for i in perm[:n_val]}
+    train = [(n, t) for n, t in items if network_key(n, t) not in val_keys]
+    val = [(n, t) for n, t in items if network_key(n, t) in val_keys]
+    return train, val
+
+
+def training_metadata(items: Sequence[tuple[str, Trajectory]]) -> dict:
+    """The data metadata an exported model carries: delta_l (must agree across trajectories),
+    strain_rate, timestep (means), md_steps_per_step (mean md_steps_per_snapshot)."""
+    values: dict[str, list[float]] = {k: [] for k in REQUIRED_METADATA}
+    for name, traj in items:
+        for key in REQUIRED_METADATA:
+            v = traj.metadata.get(key)
+            if v is None:
+                raise DatasetError(f"{name}: expected trajectory metadata key '{key}' (docs/formats.md), got keys "
+                                   f"{sorted(traj.metadata)}")
+            values[key].append(float(v))
+    dl = np.array(values["delta_l"])
+    if np.any(np.abs(dl - dl[0]) > 1e-9 * abs(dl[0])):
+        raise DatasetError(f"expected one delta_l for all training trajectories (the model's step), got "
+                           f"{sorted(set(dl.tolist()))}")
+    return {
+        "delta_l": float(dl[0]),
+        "strain_rate": float(np.mean(values["strain_rate"])),
+        "timestep": float(np.mean(values["timestep"])),
+        "md_steps_per_step": float(np.mean(values["md_steps_per_snapshot"])),
+        "n_trajectories": len(items),
+        "n_networks": len({network_key(n, t) for n, t in items}),
+    }
+
+
+__all__ = ["DatasetError", "GraphBatch", "WindowDataset", "check_trajectory", "find_trajectory_files",
+           "load_trajectories", "network_key", "split_by_network", "training_metadata", "TrajectoryFormatError"]

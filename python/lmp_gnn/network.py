@@ -230,6 +230,10 @@ def _parse_lammps_data(text: str, name: str) -> Network:
     L = np.array([xhi - xlo, yhi - ylo])
     centre = np.array([(xlo + xhi) / 2, (ylo + yhi) / 2])
     pos = xy + img * L - centre
+    uniq, counts = np.unique(ids, return_counts=True)
+    if np.any(counts > 1):
+        dup = uniq[counts > 1]
+        raise NetworkFormatError(f"{name}: expected unique atom IDs, got duplicates {dup[:5].tolist()}")
     order = np.argsort(ids)
     index_of = {int(aid): k for k, aid in enumerate(ids[order])}
     pos, types = pos[order], types[order]
@@ -244,7 +248,7 @@ def _parse_lammps_data(text: str, name: str) -> Network:
         except (ValueError, IndexError) as exc:
             raise NetworkFormatError(f"{name}: malformed Bond Coeffs line {row}") from exc
     if coeffs:
-        missing = sorted(set(bonds_raw[:, 0]) - set(coeffs))
+        missing = sorted(int(t) for t in set(bonds_raw[:, 0].tolist()) - set(coeffs))
         if missing:
             raise NetworkFormatError(f"{name}: bond types {missing[:5]} have no Bond Coeffs")
         K = np.array([coeffs[t][0] for t in bonds_raw[:, 0]])

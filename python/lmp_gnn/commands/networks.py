@@ -146,6 +146,7 @@ def make_network(job: dict) -> dict:
             "Z": 2.0 * net.n_bonds / net.n_nodes,
             "box": net.box.tolist(),
             "nu": ec.nu,
+            "nu_linear": ec.nu,  # the name `lmp-gnn simulate` reads
             "moduli": ec.as_dict(),
             "uniaxial_x": uniaxial_response(net, "x"),
             "untuned": {"M": net0.n_bonds, "Z": 2.0 * net0.n_bonds / net0.n_nodes, "nu": report["nu_initial"]},

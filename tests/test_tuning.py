@@ -1,0 +1,72 @@
+"""Poisson tuning by greedy bond pruning: reaching targets, the invariants it keeps, failure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lmp_gnn.elastic import elastic_constants, uniaxial_response
+from lmp_gnn.generate import jammed_network
+from lmp_gnn.network import Network
+from lmp_gnn.tuning import TargetNotReachedError, tune_poisson
+
+
+@pytest.fixture(scope="module")
+def net() -> Network:
+    return jammed_network(100, seed=4)
+
+
+@pytest.mark.parametrize("target", [0.1, -0.4])
+def test_reaches_a_lower_target(net, target):
+    nu0 = elastic_constants(net).nu
+    assert nu0 > 0.3
+    tuned, report = tune_poisson(net, target, tol=0.01, objective="nu")
+    ec = elastic_constants(tuned)  # from scratch; rigid
+    assert abs(ec.nu - target) < 0.01
+    assert report["status"] == "reached" and report["nu_final"] == pytest.approx(ec.nu, abs=1e-12)
+    assert report["nu_tracked"] == pytest.approx(ec.nu, abs=1e-9)  # rank-1 updates stay exact
+    assert report["nu_initial"] == pytest.approx(nu0, abs=1e-12)
+    assert report["nu_history"][0] == pytest.approx(nu0, abs=1e-12) and len(report["nu_history"]) == report["n_removed"] + 1
+    # only bonds were removed, exactly the ones reported; nodes and positions are untouched
+    assert tuned.n_nodes == net.n_nodes
+    np.testing.assert_array_equal(tuned.positions, net.positions)
+    keep = np.ones(net.n_bonds, dtype=bool)
+    keep[report["removed_bonds"]] = False
+    np.testing.assert_array_equal(tuned.bonds, net.bonds[keep])
+    assert tuned.n_bonds == net.n_bonds - report["n_removed"] > 0
+    assert tuned.coordination().min() >= 3
+    np.testing.assert_allclose(tuned.rest_length, tuned.bond_lengths(), rtol=1e-12)  # still unstressed
+    assert report["removed_fraction"] < 0.15
+
+
+def test_joint_objective_keeps_box_and_estimator_ratios_together(net):
+    target = -0.2
+    tuned, report = tune_poisson(net, target, tol=0.01, objective="joint")
+    uni = uniaxial_response(tuned, "x")
+    assert abs(elastic_constants(tuned).nu - target) < 0.01
+    assert abs(uni["nu_box"] - target) < 0.01
+    assert abs(uni["nu_est"] - target) < 0.01
+    assert report["uniaxial_x_final"] == uni
+
+
+def test_unreachable_target_raises_with_the_best_value(net):
+    """With at most 2 % of the bonds removable, ν = -0.6 is out of reach; the error says how far it got."""
+    nu0 = elastic_constants(net).nu
+    with pytest.raises(TargetNotReachedError) as info:
+        tune_poisson(net, -0.6, tol=0.01, objective="nu", max_removed_fraction=0.02)
+    err = info.value
+    assert err.target == -0.6
+    assert -0.6 + 0.01 <= err.best_nu < nu0 - 0.1  # it made progress, not enough
+    assert elastic_constants(err.network).nu == pytest.approx(err.best_nu, abs=1e-12)
+    assert err.report["n_removed"] <= int(0.02 * net.n_bonds)
+    assert "expected ν within 0.01 of -0.6" in str(err) and f"got best ν = {err.best_nu:.4f}" in str(err)
+
+
+def test_refuses_bad_arguments_and_stressed_networks(net):
+    with pytest.raises(ValueError, match=r"expected a target ν in \(-1, 1\)"):
+        tune_poisson(net, -1.2)
+    with pytest.raises(ValueError, match="expected objective in"):
+        tune_poisson(net, 0.0, objective="median")
+    stressed = Network(net.positions, net.box, net.bonds, net.rest_length * 0.99)
+    with pytest.raises(ValueError, match="expected an unstressed network"):
+        tune_poisson(stressed, 0.0)

@@ -69,7 +69,9 @@ def test_snapshot_at_strain():
     traj = affine_trajectory(n_snapshots=80)                 # strain per snapshot 1/1500
     assert analysis.snapshot_at_strain(traj.box, 0.01) == 15
     assert analysis.snapshot_at_strain(traj.box, 0.05) == 75
-    assert analysis.snapshot_at_strain(traj.box, 0.0531) is None       # past the end by more than half a step
+    # the last snapshot (79/1500 = 5.267 %) stands for strains up to one spacing beyond it, no further
+    assert analysis.snapshot_at_strain(traj.box, 0.0533) == 79
+    assert analysis.snapshot_at_strain(traj.box, 0.054) is None
 
 
 class TrueAcceleration:

@@ -38,6 +38,7 @@ def test_zero_model_continues_the_last_velocity_exactly():
     np.testing.assert_array_equal(res.box[h:, 0], arrays["box"][h, 0] - dl * np.arange(n_steps + 1))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_zero_model_scripted_and_eager_agree():
     h = 2
     arrays = dyadic_arrays(h)

@@ -10,11 +10,13 @@ Metrics (LJ units; "step" = one snapshot, Δt = 1):
   paper's ν_est between snapshot 0 and t.
 - ν "after k steps" is ν at snapshot start+k, measured from snapshot 0 (the paper's Fig. 3c,d);
   ν "at strain s" is ν at the snapshot whose compressive strain 1 - Lx(t)/Lx(0) is nearest to s
-  (and within half a step of it; otherwise the value is missing).
+  (and within one snapshot spacing of it; otherwise the value is missing).
 - Parity statistics over a test set: R² = 1 - Σ(ν̂ - ν)² / Σ(ν - mean ν)², mean and max |ν̂ - ν|.
 - Complexity α = (1/NL) Σ_i Σ_t |v_{t+1,i} - v_{t,i}| (Euclidean norm per node), v_t = r_t - r_{t-1};
   v_{t+1} - v_t = r_{t+1} - 2 r_t + r_{t-1} = a(t), so α is the mean |a| over a window of L steps.
-  For a rollout window α of the baseline is 0 by construction; it is reported for completeness.
+  For a rollout α is taken from the accelerations the model returned (the same in exact arithmetic,
+  free of the rounding of second differences of positions), so the baseline's is exactly 0; it is
+  reported for completeness.
 """
 
 from __future__ import annotations
@@ -83,13 +85,16 @@ def poisson_series(obj: Any) -> dict[str, np.ndarray]:
 
 def snapshot_at_strain(box: np.ndarray, strain: float) -> int | None:
     """Index of the snapshot whose compressive strain is nearest to `strain`, or None if none is
-    within half a snapshot spacing of it (the trajectory stops short, or the spacing is irregular)."""
+    within one snapshot spacing of it (the trajectory stops short of it).
+
+    One spacing, not half: a run "to 5 %" stops at the last snapshot with t·Δl ≤ 0.05·Lx(0), which
+    can be almost a full step short of 5 %."""
     s = compressive_strain(box)
     if len(s) < 2:
         return None
     t = int(np.argmin(np.abs(s - strain)))
-    half_step = 0.5 * float(np.max(np.abs(np.diff(s))))
-    return t if abs(s[t] - strain) <= half_step * (1 + 1e-9) else None
+    step = float(np.max(np.abs(np.diff(s))))
+    return t if abs(s[t] - strain) <= step * (1 + 1e-9) else None
 
 
 def _nu_at(series: Mapping[str, np.ndarray], t: int | None) -> dict[str, float | None]:
@@ -204,11 +209,11 @@ def evaluate_network(truth: Any, learned: Any, baseline: Any, name: str = "",
         out["nu"][key] = {"snapshot": t, "strain": _float(series["true"]["strain"][t]) if t is not None else None,
                           **{who: _nu_at(s, t) for who, s in series.items()}}
     n_common = min(min(r.n_steps for r in rolls.values()), len(truth.positions) - 1 - start)
-    if n_common >= 1:    # α over t = start..start+n_common-1, the accelerations the rollout produced
+    if n_common >= 1:    # α over t = start..start+n_common-1; for rollouts from the accelerations they took
         window = slice(0, start + n_common + 1)
         out["alpha"] = {"window": [start, start + n_common],
                         "true": complexity(truth.positions[window], start, start + n_common),
-                        **{k: complexity(r.positions[window], start, start + n_common) for k, r in rolls.items()}}
+                        **{k: float(np.linalg.norm(r.accelerations[:n_common], axis=2).mean()) for k, r in rolls.items()}}
     else:
         out["alpha"] = {"window": None, "true": None, "learned": None, "baseline": None}
     out["nu_curve"] = {who: {k: [_float(x) for x in v] for k, v in s.items()} for who, s in series.items()}

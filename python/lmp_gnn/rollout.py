@@ -245,37 +245,13 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def load_model(path: str) -> LoadedModel:
-    """Read an exported TorchScript model (`lmp-gnn export`) and the metadata a rollout needs.
+    """Read an exported TorchScript model (`lmp-gnn export`) with `lmp_gnn.export.load_exported`.
 
-    Uses `lmp_gnn.export.load_exported` when it is available; otherwise reads the TorchScript
-    extra files named in docs/formats.md directly.
+    Raises `lmp_gnn.export.ExportedModelError` for a file without the metadata of docs/formats.md.
     """
-    try:
-        from lmp_gnn.export import load_exported
-    except ImportError:
-        load_exported = None
-    if load_exported is not None:
-        module, metadata = load_exported(path)
-    else:
-        keys = ("lmp_gnn_format", "feature_version", "history", "layers", "dimension", "delta_l",
-                "strain_rate", "timestep", "md_steps_per_step", "dtype", "lmp_gnn_version")
-        extra = {k: "" for k in keys}
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        metadata = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items() if v}
-        if "lmp_gnn_format" not in metadata:
-            raise ValueError(f"{path}: expected an lmp-gnn exported model (extra file 'lmp_gnn_format'), "
-                             f"got a TorchScript file without it; run `lmp-gnn export` first")
-    metadata = dict(metadata)
-    for key in ("history", "delta_l", "dtype"):
-        if key not in metadata:
-            raise ValueError(f"{path}: expected metadata key '{key}', got keys {sorted(metadata)}")
-    fv = int(metadata.get("feature_version", features.FEATURE_VERSION))
-    if fv != features.FEATURE_VERSION:
-        raise ValueError(f"{path}: expected feature_version {features.FEATURE_VERSION}, got {fv}")
-    dtype_name = str(metadata["dtype"]).replace("torch.", "")
-    if dtype_name not in _DTYPES:
-        raise ValueError(f"{path}: expected dtype float32 or float64, got {metadata['dtype']!r}")
-    if hasattr(module, "eval"):
-        module.eval()
+    from lmp_gnn.export import load_exported
+
+    module, metadata = load_exported(path)
+    module.eval()
     return LoadedModel(module=module, history=int(metadata["history"]), delta_l=float(metadata["delta_l"]),
-                       dtype=_DTYPES[dtype_name], metadata=metadata, path=str(path))
+                       dtype=_DTYPES[metadata["dtype"]], metadata=dict(metadata), path=str(path))

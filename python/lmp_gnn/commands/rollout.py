@@ -1,0 +1,125 @@
+"""`lmp-gnn rollout MODEL TRAJ... -o DIR`: the Python reference rollout of trajectories.
+
+    lmp-gnn rollout model.pt data/test/*.npz -o rollouts/ [--start 3] [--steps 100] [--baseline]
+    lmp-gnn rollout zero data/test/*.npz -o rollouts/ --history 3
+
+For each TRAJ.npz, the learned simulator takes --steps steps (default: to the last snapshot of the
+trajectory) from the true snapshots ending at --start (default: the model's history h), with the
+arithmetic and box rule of `lmp_gnn.rollout`. Each result is written to DIR/TRAJ.npz in the
+trajectory format (docs/formats.md): snapshots 0..start copied from the truth, then the learned ones,
+the box per the box rule, and a `rollout` entry in the metadata. MODEL `zero` is the
+zero-acceleration baseline; --baseline also writes it beside a learned rollout (DIR/TRAJ.baseline.npz).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ZERO = "zero"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="exported TorchScript model (`lmp-gnn export`), or `zero` for the "
+                                      "zero-acceleration baseline r(t+1) = 2r(t) - r(t-1)")
+    parser.add_argument("trajectories", nargs="+", type=Path, help="trajectory files (.npz, docs/formats.md)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="directory for the rollout .npz files")
+    parser.add_argument("--start", type=int, default=None,
+                        help="last true snapshot the rollout starts from (default: the history length h)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="learned steps to take (default: up to the last snapshot of each trajectory)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also write the zero-acceleration baseline from the same start (TRAJ.baseline.npz)")
+    parser.add_argument("--history", type=int, default=None,
+                        help="h for MODEL `zero` (a model file carries its own; default 3)")
+    parser.add_argument("--delta-l", type=float, default=None,
+                        help="Δl per step for MODEL `zero` (default: the trajectory's metadata)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+
+
+class Spec:
+    """What a rollout needs from MODEL: callable, h, Δl (None: take the trajectory's), dtype, label."""
+
+    def __init__(self, model, history: int, delta_l: float | None, dtype, label: str, metadata: dict | None = None):
+        self.model, self.history, self.delta_l, self.dtype, self.label = model, history, delta_l, dtype, label
+        self.metadata = metadata or {}
+
+
+def load_spec(model: str, history: int | None = None, delta_l: float | None = None) -> Spec:
+    """MODEL argument -> Spec (an exported model file, or `zero`)."""
+    import torch
+
+    from lmp_gnn.rollout import load_model, zero_acceleration_model
+
+    if model == ZERO:
+        return Spec(zero_acceleration_model, 3 if history is None else history, delta_l, torch.float64, ZERO)
+    loaded = load_model(model)
+    if history is not None and history != loaded.history:
+        raise ValueError(f"expected --history to match the model's history {loaded.history}, got {history}")
+    if delta_l is not None and abs(delta_l - loaded.delta_l) > 1e-12 * abs(loaded.delta_l):
+        raise ValueError(f"expected --delta-l to match the model's delta_l {loaded.delta_l}, got {delta_l}")
+    return Spec(loaded.module, loaded.history, loaded.delta_l, loaded.dtype, str(model), loaded.metadata)
+
+
+def trajectory_delta_l(traj, path: Path, model_delta_l: float | None) -> float:
+    """Δl to roll out `traj` with: the model's, which must agree with the trajectory's own.
+
+    The trajectory's Δl is its metadata `delta_l`, else Lx(0) - Lx(1). A model trained at one Δl
+    rolled out against truth at another would compare different protocols, so that is refused.
+    """
+    own = traj.metadata.get("delta_l")
+    if own is None and traj.n_snapshots > 1:
+        own = float(traj.box[0, 0] - traj.box[1, 0])
+    if model_delta_l is None:
+        if own is None:
+            raise ValueError(f"{path}: expected metadata 'delta_l' or two snapshots to infer it, got neither; pass --delta-l")
+        return float(own)
+    if own is not None and abs(float(own) - model_delta_l) > 1e-6 * abs(model_delta_l):
+        raise ValueError(f"{path}: expected the model's delta_l {model_delta_l} per step, got a trajectory with "
+                         f"delta_l {own}")
+    return float(model_delta_l)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from lmp_gnn.analysis import rollout_mse
+    from lmp_gnn.rollout import rollout, zero_acceleration_model
+    from lmp_gnn.trajectory import load_trajectory, save_trajectory
+
+    torch.set_num_threads(args.threads)
+    try:
+        spec = load_spec(args.model, args.history, args.delta_l)
+    except (ValueError, OSError) as exc:
+        print(f"lmp-gnn rollout: error: {exc}", file=sys.stderr)
+        return 2
+    start = spec.history if args.start is None else args.start
+    args.output.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for path in tqdm(args.trajectories, unit="traj", desc="rollout", dynamic_ncols=True):
+        try:
+            traj = load_trajectory(path)
+            delta_l = trajectory_delta_l(traj, path, spec.delta_l)
+            n_steps = traj.n_snapshots - 1 - start if args.steps is None else args.steps
+            runs = [(spec.label, spec.model, spec.dtype, args.output / f"{path.stem}.npz")]
+            if args.baseline and spec.label != ZERO:
+                runs.append((ZERO, zero_acceleration_model, torch.float64, args.output / f"{path.stem}.baseline.npz"))
+            for label, model, dtype, out in runs:
+                res = rollout(model, traj, start, n_steps, spec.history, delta_l, dtype, progress=True,
+                              description=f"{path.stem} ({label})")
+                meta = {k: v for k, v in traj.metadata.items() if k != "format_version"}
+                meta["rollout"] = {"model": label, "source": str(path),
+                                   "model_ms_per_step": float(1e3 * res.model_seconds.mean()) if n_steps else None}
+                save_trajectory(out, res.to_trajectory(meta))
+                mse = rollout_mse(res, traj)
+                tqdm.write(f"{path.name}: {label}: {n_steps} steps from snapshot {start} -> {out}; "
+                           f"position MSE at step {len(mse) - 1}: {mse[-1]:.3g}"
+                           + (f"; model {1e3 * np.mean(res.model_seconds):.2f} ms/step" if n_steps else ""))
+        except (ValueError, OSError, RuntimeError) as exc:
+            failures += 1
+            tqdm.write(f"lmp-gnn rollout: error: {path}: {exc}", file=sys.stderr)
+    return 1 if failures else 0

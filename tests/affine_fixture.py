@@ -6,11 +6,16 @@
 - `affine_trajectory`: that network compressed affinely, x by Δl per snapshot, y by a chosen
   strain history ε_y(t) (quadratic in t, so the acceleration is not zero), every node kept
   inside the box so that wrapped and unwrapped coordinates agree.
+- `ConstantAcceleration` and `save_exported`: an analytic TorchScript model written with the
+  metadata of an exported model (docs/formats.md), for the command-line tests.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import torch
 
 from lmp_gnn.trajectory import Trajectory
 
@@ -58,3 +63,24 @@ def affine_trajectory(n_snapshots: int = 12, n: int = 6, delta_l: float = 0.004,
     box = box0[None, :] * scale
     meta = {"delta_l": delta_l, "axis": "x", "n_nodes": n * n, "n_bonds": len(bonds), "network": "lattice"}
     return Trajectory(positions, box, bonds, rest, meta)
+
+
+class ConstantAcceleration(torch.nn.Module):
+    """a(t) = c for every step: a per-node constant [N, 2] (scriptable; the rollout is a closed form)."""
+
+    def __init__(self, c: torch.Tensor):
+        super().__init__()
+        self.register_buffer("c", c)
+
+    def forward(self, node_features: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
+        return self.c.to(node_features.dtype)
+
+
+def save_exported(path, module: torch.nn.Module, history: int, delta_l: float, dtype: str = "float64") -> None:
+    """Write `module` as an exported model file with the metadata of docs/formats.md."""
+    extra = {"lmp_gnn_format": "1", "feature_version": "1", "history": str(history), "layers": "1",
+             "dimension": "2", "delta_l": repr(float(delta_l)), "strain_rate": "2.5e-06", "timestep": "0.05",
+             "md_steps_per_step": "940", "dtype": dtype, "lmp_gnn_version": "0.1.0"}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit.*")
+        torch.jit.save(torch.jit.script(module), str(path), _extra_files=extra)

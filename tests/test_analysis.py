@@ -130,3 +130,36 @@ def test_aggregate_over_a_test_set():
 
 def test_mean_curve_of_different_lengths():
     np.testing.assert_array_equal(analysis.mean_curve([[0.0, 2.0, 4.0], [0.0, 4.0]]), [0.0, 3.0, 4.0])
+
+
+def test_evaluate_command_writes_results_beside_the_baseline(tmp_path):
+    import json
+
+    from affine_fixture import ConstantAcceleration, save_exported
+    from lmp_gnn.cli import main
+    from lmp_gnn.trajectory import save_trajectory
+
+    (tmp_path / "data" / "test").mkdir(parents=True)
+    trajs = [affine_trajectory(n_snapshots=30, nu=nu, curvature=2e-6, seed=i) for i, nu in enumerate((0.3, -0.1))]
+    for i, t in enumerate(trajs):
+        save_trajectory(tmp_path / "data" / "test" / f"net{i}.npz", t)
+    c = torch.full((36, 2), 1.0 / 65536, dtype=torch.float64)
+    save_exported(tmp_path / "const.pt", ConstantAcceleration(c), history=3, delta_l=0.004)
+    rc = main(["evaluate", str(tmp_path / "const.pt"), "--data", str(tmp_path / "data"), "-o", str(tmp_path / "ev"),
+               "--mse-steps", "1", "20", "--strains", "0.01", "--plot-networks", "1"])
+    assert rc == 0
+    report = json.loads((tmp_path / "ev" / "results.json").read_text())
+    direct = []
+    for i, t in enumerate(trajs):
+        learned = rollout(ConstantAcceleration(c), t, 3, 26, 3, 0.004)
+        baseline = rollout(zero_acceleration_model, t, 3, 26, 3, 0.004)
+        direct.append(analysis.evaluate_network(t, learned, baseline, f"net{i}", mse_steps=(1, 20), strains=(0.01,)))
+    agg = analysis.aggregate(direct)
+    assert report["aggregate"]["n_networks"] == 2
+    assert report["aggregate"]["mse"] == agg["mse"]
+    assert report["aggregate"]["nu"] == agg["nu"]
+    assert [n["name"] for n in report["networks"]] == ["net0", "net1"]
+    summary = (tmp_path / "ev" / "summary.md").read_text()
+    assert "| ν_est after 20 steps: R² / mean \\|Δν\\| |" in summary
+    pngs = sorted(p.name for p in (tmp_path / "ev").glob("*.png"))
+    assert pngs == ["mse_vs_step.png", "nodes_net0.png", "nu_vs_strain_net0.png", "overlay_net0.png", "parity.png"]

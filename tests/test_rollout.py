@@ -141,3 +141,30 @@ def test_bad_inputs_are_refused_with_what_was_expected():
         rollout(blows_up, traj, start=3, n_steps=3, history=3, delta_l=0.004)
     with pytest.raises(KeyError, match="expected key 'bonds'"):
         rollout(zero_acceleration_model, {"positions": traj.positions, "box": traj.box}, 3, 1, 3, 0.004)
+
+
+def test_rollout_command_matches_the_library(tmp_path, capsys):
+    from affine_fixture import ConstantAcceleration, save_exported
+    from lmp_gnn.cli import main
+    from lmp_gnn.trajectory import load_trajectory, save_trajectory
+
+    traj = affine_trajectory(n_snapshots=12)
+    save_trajectory(tmp_path / "affine.npz", traj)
+    c = torch.full((traj.n_nodes, 2), 1.0 / 65536, dtype=torch.float64)
+    save_exported(tmp_path / "const.pt", ConstantAcceleration(c), history=2, delta_l=0.004, dtype="float32")
+    rc = main(["rollout", str(tmp_path / "const.pt"), str(tmp_path / "affine.npz"), "-o", str(tmp_path / "out"),
+               "--baseline", "--steps", "15"])
+    assert rc == 0
+    learned = load_trajectory(tmp_path / "out" / "affine.npz")
+    baseline = load_trajectory(tmp_path / "out" / "affine.baseline.npz")
+    want = rollout(ConstantAcceleration(c), traj, 2, 15, 2, 0.004, torch.float32)
+    want0 = rollout(zero_acceleration_model, traj, 2, 15, 2, 0.004)
+    np.testing.assert_array_equal(learned.positions, want.positions)
+    np.testing.assert_array_equal(learned.box, want.box)
+    np.testing.assert_array_equal(baseline.positions, want0.positions)
+    assert learned.metadata["rollout"]["start"] == 2 and learned.metadata["rollout"]["dtype"] == "float32"
+    # a model trained at another Δl is refused for this trajectory
+    save_exported(tmp_path / "other.pt", ConstantAcceleration(c), history=2, delta_l=0.002)
+    rc = main(["rollout", str(tmp_path / "other.pt"), str(tmp_path / "affine.npz"), "-o", str(tmp_path / "out2")])
+    assert rc == 1
+    assert "expected the model's delta_l 0.002 per step, got a trajectory with delta_l 0.004" in capsys.readouterr().err

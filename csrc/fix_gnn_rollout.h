@@ -1,0 +1,107 @@
+/* -*- c++ -*- ----------------------------------------------------------
+   lmp-gnn: fix gnn/rollout, a learned graph-network simulator integrating a LAMMPS group.
+
+   Documentation: docs/fix_gnn_rollout.md. Feature contract: docs/formats.md and
+   gnn_features.h. The model backend (TorchScript) is reached through gnn_model.h only.
+------------------------------------------------------------------------- */
+
+#ifndef LMP_FIX_GNN_ROLLOUT_H
+#define LMP_FIX_GNN_ROLLOUT_H
+
+#include "fix.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace LMPGNN {
+class GNNModel;
+}
+
+namespace LAMMPS_NS {
+
+class FixGNNRollout : public Fix {
+ public:
+  FixGNNRollout(class LAMMPS *, int, char **);
+  ~FixGNNRollout() override;
+  int setmask() override;
+  void init() override;
+  void setup_post_neighbor() override;
+  void setup(int) override;
+  void post_neighbor() override;
+  void initial_integrate(int) override;
+  void reset_dt() override {}
+  double compute_vector(int) override;
+  double memory_usage() override;
+
+  void write_restart(FILE *) override;
+  void restart(char *) override;
+  void grow_arrays(int) override;
+  void copy_arrays(int, int, int) override;
+  int pack_exchange(int, double *) override;
+  int unpack_exchange(int, double *) override;
+  int pack_restart(int, double *) override;
+  void unpack_restart(int, int) override;
+  int size_restart(int) override;
+  int maxsize_restart() override;
+  int pack_forward_comm(int, int *, double *, int, int *) override;
+  void unpack_forward_comm(int, int, double *) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
+
+ private:
+  enum { LEAP };
+  enum { INIT_VELOCITY, INIT_FILE };
+  enum { COMM_HISTORY, COMM_PARTNERS };
+
+  std::unique_ptr<LMPGNN::GNNModel> model;
+  std::string model_file, init_file, device;
+  int mode, init_style, nthreads, driven, freeaxis, boxflag;
+  int history;               // h, velocities per atom
+  int nhist;                 // 2h values per atom
+  int layers;                // message-passing layers k of the model (halo of k bonds)
+  double mdsteps;            // MD steps one learned step stands for (velocity conversion)
+  double delta_l;            // box-length change per learned step along the driven axis
+
+  // per-atom state (follows atoms through exchange and restart)
+  double **hist;      // [nmax][2h] v(t), v(t-1), ... newest first, distance per learned step
+  double **accel;     // [nmax][2] last acceleration, distance per learned step^2
+  // per-atom bond partners of group atoms, rebuilt after every neighbor list build
+  int maxpartner;
+  int *npartner;
+  tagint **partner_tag;
+  double **partner_rest;
+  int partner_overflow;
+  int commmode;
+
+  // graph of the local atoms, rebuilt after every neighbor list build
+  int nown;                              // owned group atoms = first nown nodes
+  std::vector<int> node_atom;            // node -> local atom index
+  std::vector<int> node_of;              // local atom index -> node or -1
+  std::vector<int64_t> edge_index;       // [2][E] senders then receivers (node ids)
+  std::vector<double> edge_rest;         // [E] l_r
+  bigint nedges_all;                     // directed edges in the whole group
+  double max_bond_length;                // longest bond of the group at the last build
+  // per-step buffers, grown only
+  std::vector<double> node_feat, edge_feat, out_accel, displacement;
+
+  int hist_ready;               // histories initialised (restart-persistent)
+  bigint nsteps_taken;          // learned steps taken (restart-persistent)
+  double last_eps, last_model_ms, last_step_ms, sum_model_ms;
+  bigint nmodel_calls;
+
+  void load_model();
+  void build_partners();
+  void build_graph();
+  void check_halo();
+  void init_history();
+  void read_history_file();
+  void leap_step();
+  void change_box(double eps);
+  void add_partner(int, tagint, double);
+};
+
+}    // namespace LAMMPS_NS
+
+#endif

@@ -1,0 +1,129 @@
+/* ----------------------------------------------------------------------
+   lmp-gnn: pybind11 module lmp_gnn._core, the C++ feature kernel of fix gnn/rollout
+   exposed to Python so that tests/test_feature_parity.py can compare it with
+   python/lmp_gnn/features.py in float64. numpy arrays in, numpy arrays out.
+------------------------------------------------------------------------- */
+
+#include "gnn_features.h"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+namespace py = pybind11;
+
+using f64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using i64 = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+static void expect_shape(const py::buffer_info &b, const char *name, py::ssize_t ndim,
+                         py::ssize_t last)
+{
+  if (b.ndim != ndim || (last >= 0 && b.shape[ndim - 1] != last)) {
+    std::string shape = "[";
+    for (py::ssize_t d = 0; d < b.ndim; ++d) shape += (d ? ", " : "") + std::to_string(b.shape[d]);
+    throw py::value_error(std::string("expected ") + name + " with " + std::to_string(ndim) +
+                          " dimensions" +
+                          (last >= 0 ? " and last dimension " + std::to_string(last) : "") +
+                          ", got shape " + shape + "]");
+  }
+}
+
+static const double *box_of(const f64 &box)
+{
+  auto b = box.request();
+  if (b.size != 2) throw py::value_error("expected box of 2 lengths, got " + std::to_string(b.size));
+  return static_cast<const double *>(b.ptr);
+}
+
+PYBIND11_MODULE(_core, m)
+{
+  m.doc() = "C++ feature kernel of fix gnn/rollout (docs/formats.md, feature contract)";
+  m.attr("FEATURE_VERSION") = LMPGNN::FEATURE_VERSION;
+  m.attr("EDGE_DIM") = LMPGNN::EDGE_DIM;
+
+  m.def(
+      "edge_index_from_bonds",
+      [](i64 bonds) {
+        auto b = bonds.request();
+        expect_shape(b, "bonds", 2, 2);
+        const py::ssize_t nb = b.shape[0];
+        py::array_t<int64_t> out({(py::ssize_t) 2, 2 * nb});
+        LMPGNN::edge_index_from_bonds(nb, static_cast<const int64_t *>(b.ptr),
+                                      out.mutable_data());
+        return out;
+      },
+      py::arg("bonds"), "[M, 2] bonds -> [2, 2M] directed edges (sender, receiver), forward first");
+
+  m.def(
+      "edge_features",
+      [](f64 positions, f64 box, i64 edge_index, f64 rest_length) {
+        auto p = positions.request(), e = edge_index.request(), r = rest_length.request();
+        expect_shape(p, "positions", 2, 2);
+        expect_shape(e, "edge_index", 2, -1);
+        if (e.shape[0] != 2) throw py::value_error("expected edge_index of shape [2, E]");
+        const py::ssize_t ne = e.shape[1];
+        if (r.ndim != 1 || r.shape[0] != ne)
+          throw py::value_error("expected rest_length of shape [" + std::to_string(ne) + "]");
+        const auto *idx = static_cast<const int64_t *>(e.ptr);
+        for (py::ssize_t k = 0; k < 2 * ne; ++k)
+          if (idx[k] < 0 || idx[k] >= p.shape[0])
+            throw py::value_error("edge_index entry " + std::to_string(idx[k]) +
+                                  " outside [0, " + std::to_string(p.shape[0]) + ")");
+        py::array_t<double> out({ne, (py::ssize_t) LMPGNN::EDGE_DIM});
+        LMPGNN::edge_features(static_cast<const double *>(p.ptr), box_of(box), ne, idx,
+                              static_cast<const double *>(r.ptr), out.mutable_data());
+        return out;
+      },
+      py::arg("positions"), py::arg("box"), py::arg("edge_index"), py::arg("rest_length"),
+      "[E, 4] edge features (dx, dy, |d|, 1/l_r), d = minimum image of r_receiver - r_sender");
+
+  m.def(
+      "node_features",
+      [](f64 velocities) {
+        auto v = velocities.request();
+        expect_shape(v, "velocities", 3, 2);
+        const int h = (int) v.shape[0];
+        const py::ssize_t n = v.shape[1];
+        py::array_t<double> out({n, (py::ssize_t) 2 * h});
+        LMPGNN::node_features(h, n, static_cast<const double *>(v.ptr), out.mutable_data());
+        return out;
+      },
+      py::arg("velocities"), "[h, N, 2] velocity history, newest first -> [N, 2h] node features");
+
+  m.def(
+      "free_axis_strain",
+      [](f64 positions, f64 box, f64 displacement, int axis) {
+        auto p = positions.request(), u = displacement.request();
+        expect_shape(p, "positions", 2, 2);
+        expect_shape(u, "displacement", 2, 2);
+        if (u.shape[0] != p.shape[0]) throw py::value_error("positions and displacement differ in N");
+        if (axis < 0 || axis > 1) throw py::value_error("expected axis 0 or 1, got " + std::to_string(axis));
+        return LMPGNN::free_axis_strain(p.shape[0], static_cast<const double *>(p.ptr), box_of(box),
+                                        static_cast<const double *>(u.ptr), axis);
+      },
+      py::arg("positions"), py::arg("box"), py::arg("displacement"), py::arg("axis"),
+      "affine strain increment eps = sum u y / sum y^2 along axis (the box rule)");
+
+  m.def(
+      "push_velocity",
+      [](f64 history, f64 velocity) {
+        auto h = history.request(), v = velocity.request();
+        expect_shape(h, "history", 2, -1);
+        expect_shape(v, "velocity", 2, 2);
+        if (h.shape[1] % 2 || h.shape[0] != v.shape[0])
+          throw py::value_error("expected history [N, 2h] and velocity [N, 2]");
+        py::array_t<double> out({h.shape[0], h.shape[1]});
+        double *o = out.mutable_data();
+        const auto *hp = static_cast<const double *>(h.ptr);
+        const auto *vp = static_cast<const double *>(v.ptr);
+        const int nh = (int) h.shape[1];
+        for (py::ssize_t i = 0; i < h.shape[0]; ++i) {
+          for (int k = 0; k < nh; ++k) o[i * nh + k] = hp[i * nh + k];
+          LMPGNN::push_velocity(nh / 2, o + i * nh, vp[2 * i], vp[2 * i + 1]);
+        }
+        return out;
+      },
+      py::arg("history"), py::arg("velocity"),
+      "[N, 2h] node-feature rows with v(t+1) [N, 2] pushed in front (the fix's history roll)");
+}

@@ -1,0 +1,251 @@
+/* ----------------------------------------------------------------------
+   lmp-gnn: TorchScript backend of fix gnn/rollout (built as libgnn_torch.so).
+
+   The only translation unit that includes torch. Loads an exported model with
+   torch::jit::load(path, device, extra_files), checks every metadata key by name
+   (docs/formats.md, "Exported models") and runs forward(node_features, edge_index,
+   edge_features) -> accelerations. Every libtorch exception is turned into a ModelError
+   here, so nothing from torch crosses into LAMMPS.
+------------------------------------------------------------------------- */
+
+#include "gnn_model.h"
+
+#include "gnn_features.h"
+
+#include <torch/script.h>
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <vector>
+
+namespace LMPGNN {
+
+const char *const METADATA_KEYS[] = {"lmp_gnn_format", "feature_version", "history",
+                                     "layers", "dimension", "delta_l", "strain_rate",
+                                     "timestep", "md_steps_per_step", "dtype", "lmp_gnn_version"};
+const int NUM_METADATA_KEYS = sizeof(METADATA_KEYS) / sizeof(METADATA_KEYS[0]);
+
+static const char *EXPORT_HINT = "; make one with `lmp-gnn export`";
+
+static std::string strip(const std::string &s)
+{
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  const auto last = s.find_last_not_of(" \t\r\n");
+  return s.substr(first, last - first + 1);
+}
+
+static long to_int(const std::string &path, const std::string &key, const std::string &value)
+{
+  try {
+    std::size_t pos = 0;
+    long v = std::stol(value, &pos);
+    if (pos == value.size()) return v;
+  } catch (std::exception &) {
+  }
+  throw ModelError("model file " + path + ": metadata '" + key + "' must be an integer, got '" +
+                   value + "'");
+}
+
+static double to_double(const std::string &path, const std::string &key, const std::string &value)
+{
+  try {
+    std::size_t pos = 0;
+    double v = std::stod(value, &pos);
+    if (pos == value.size() && std::isfinite(v)) return v;
+  } catch (std::exception &) {
+  }
+  throw ModelError("model file " + path + ": metadata '" + key +
+                   "' must be a finite number, got '" + value + "'");
+}
+
+ModelInfo parse_metadata(const std::string &path, const std::map<std::string, std::string> &raw)
+{
+  auto get = [&](const char *key) {
+    auto it = raw.find(key);
+    return it == raw.end() ? std::string() : strip(it->second);
+  };
+  ModelInfo info;
+  for (const auto &kv : raw) info.raw[kv.first] = strip(kv.second);
+
+  if (get("lmp_gnn_format").empty())
+    throw ModelError("model file " + path +
+                     " is a TorchScript file without lmp-gnn metadata (no 'lmp_gnn_format')" +
+                     EXPORT_HINT);
+  for (int k = 0; k < NUM_METADATA_KEYS; ++k)
+    if (get(METADATA_KEYS[k]).empty())
+      throw ModelError("model file " + path + " lacks metadata '" + METADATA_KEYS[k] +
+                       "'; re-export it with `lmp-gnn export`");
+
+  info.format = (int) to_int(path, "lmp_gnn_format", get("lmp_gnn_format"));
+  if (info.format != MODEL_FORMAT)
+    throw ModelError("model file " + path + ": expected lmp_gnn_format " +
+                     std::to_string(MODEL_FORMAT) + ", got " + std::to_string(info.format) +
+                     "; re-export it with `lmp-gnn export`");
+  info.feature_version = (int) to_int(path, "feature_version", get("feature_version"));
+  if (info.feature_version != FEATURE_VERSION)
+    throw ModelError("model file " + path + ": expected feature_version " +
+                     std::to_string(FEATURE_VERSION) + ", got " +
+                     std::to_string(info.feature_version));
+  info.history = (int) to_int(path, "history", get("history"));
+  if (info.history < 1 || info.history > 16)
+    throw ModelError("model file " + path + ": expected history between 1 and 16, got " +
+                     get("history"));
+  info.layers = (int) to_int(path, "layers", get("layers"));
+  if (info.layers < 0 || info.layers > 64)
+    throw ModelError("model file " + path + ": expected layers between 0 and 64, got " +
+                     get("layers"));
+  info.dimension = (int) to_int(path, "dimension", get("dimension"));
+  if (info.dimension != 2)
+    throw ModelError("model file " + path + ": expected dimension 2, got " + get("dimension"));
+  info.delta_l = to_double(path, "delta_l", get("delta_l"));
+  info.strain_rate = to_double(path, "strain_rate", get("strain_rate"));
+  info.timestep = to_double(path, "timestep", get("timestep"));
+  if (info.timestep <= 0.0)
+    throw ModelError("model file " + path + ": expected timestep > 0, got " + get("timestep"));
+  info.md_steps_per_step = to_double(path, "md_steps_per_step", get("md_steps_per_step"));
+  if (info.md_steps_per_step <= 0.0)
+    throw ModelError("model file " + path + ": expected md_steps_per_step > 0, got " +
+                     get("md_steps_per_step"));
+  info.dtype = get("dtype");
+  if (info.dtype != "float32" && info.dtype != "float64")
+    throw ModelError("model file " + path + ": expected dtype float32 or float64, got '" +
+                     info.dtype + "'");
+  info.version = get("lmp_gnn_version");
+  return info;
+}
+
+namespace {
+
+  std::string torch_message(const std::exception &e)
+  {
+    if (auto *ce = dynamic_cast<const c10::Error *>(&e)) return ce->what_without_backtrace();
+    return e.what();
+  }
+
+  class TorchScriptModel : public GNNModel {
+   public:
+    TorchScriptModel(const std::string &path, const std::string &device_name) :
+        path_(path), device_(torch::kCPU)
+    {
+      {
+        std::ifstream probe(path, std::ios::binary);
+        if (!probe.good()) throw ModelError("cannot open model file " + path);
+      }
+      try {
+        device_ = torch::Device(device_name);
+      } catch (std::exception &e) {
+        throw ModelError("unknown torch device '" + device_name + "': " + torch_message(e));
+      }
+      torch::jit::ExtraFilesMap extra;
+      for (int k = 0; k < NUM_METADATA_KEYS; ++k) extra[METADATA_KEYS[k]] = "";
+      try {
+        module_ = torch::jit::load(path, device_, extra);
+      } catch (std::exception &e) {
+        throw ModelError("cannot read " + path + " as a TorchScript model (" +
+                         strip(torch_message(e)).substr(0, 200) + ")" + EXPORT_HINT);
+      }
+      std::map<std::string, std::string> raw(extra.begin(), extra.end());
+      info_ = parse_metadata(path, raw);
+      if (!module_.find_method("forward"))
+        throw ModelError("model file " + path + " has no forward() method" + EXPORT_HINT);
+      module_.eval();
+      dtype_ = info_.dtype == "float32" ? torch::kFloat32 : torch::kFloat64;
+    }
+
+    std::string description() const override
+    {
+      return "TorchScript " + path_ + " on " + device_.str() + " (" + info_.dtype + ")";
+    }
+
+    void compute(int64_t n, const double *node_features, int64_t nedges,
+                 const int64_t *edge_index, const double *edge_features, double *accel) override
+    {
+      const int64_t nf = 2 * info_.history;
+      try {
+        c10::InferenceMode guard;
+        auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+        auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+        auto x = torch::from_blob(const_cast<double *>(node_features), {n, nf}, f64);
+        auto ei = torch::from_blob(const_cast<int64_t *>(edge_index), {2, nedges}, i64);
+        auto ef = torch::from_blob(const_cast<double *>(edge_features), {nedges, EDGE_DIM}, f64);
+        at::Tensor xin = stage(x, node_buf_), ein = stage(ef, edge_buf_);
+        at::Tensor iin = ei;
+        if (device_ != torch::kCPU) iin = stage(ei, index_buf_, torch::kInt64);
+        inputs_.clear();
+        inputs_.emplace_back(xin);
+        inputs_.emplace_back(iin);
+        inputs_.emplace_back(ein);
+        auto out = module_.forward(inputs_);
+        inputs_.clear();
+        if (!out.isTensor())
+          throw ModelError("model forward() returned a " + out.tagKind() + ", expected a Tensor");
+        at::Tensor a = out.toTensor();
+        if (a.dim() != 2 || a.size(0) != n || a.size(1) != info_.dimension)
+          throw ModelError("expected model output of shape [" + std::to_string(n) + ", " +
+                           std::to_string(info_.dimension) + "], got " + shape(a));
+        a = a.to(torch::kCPU, torch::kFloat64).contiguous();
+        std::memcpy(accel, a.data_ptr<double>(), sizeof(double) * n * info_.dimension);
+      } catch (ModelError &) {
+        inputs_.clear();
+        throw;
+      } catch (std::exception &e) {
+        inputs_.clear();
+        throw ModelError("model forward() failed: " + strip(torch_message(e)));
+      }
+    }
+
+   private:
+    // copy a host float64/int64 tensor into a persistent buffer of the model dtype and device
+    at::Tensor stage(const at::Tensor &src, at::Tensor &buf, c10::optional<torch::Dtype> as = {})
+    {
+      const auto dt = as ? *as : dtype_;
+      if (dt == src.scalar_type() && device_ == torch::kCPU) return src;
+      const int64_t rows = src.size(0), cols = src.size(1);
+      if (!buf.defined() || buf.size(0) < rows || buf.size(1) != cols) {
+        const int64_t cap = std::max<int64_t>(rows + rows / 8, 16);
+        buf = torch::empty({cap, cols}, torch::TensorOptions().dtype(dt).device(device_));
+      }
+      auto view = buf.narrow(0, 0, rows);
+      view.copy_(src);
+      return view;
+    }
+
+    static std::string shape(const at::Tensor &t)
+    {
+      std::string s = "[";
+      for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+      return s + "]";
+    }
+
+    std::string path_;
+    torch::Device device_;
+    torch::Dtype dtype_ = torch::kFloat64;
+    torch::jit::script::Module module_;
+    std::vector<torch::jit::IValue> inputs_;
+    at::Tensor node_buf_, edge_buf_, index_buf_;
+  };
+
+}    // namespace
+
+}    // namespace LMPGNN
+
+extern "C" LMPGNN::GNNModel *lmpgnn_load_torchscript(const char *path, const char *device,
+                                                     int nthreads, char *error, int errlen)
+{
+  try {
+    if (nthreads > 0) at::set_num_threads(nthreads);
+    return new LMPGNN::TorchScriptModel(path, device);
+  } catch (std::exception &e) {
+    std::string msg = e.what();
+    if (auto *ce = dynamic_cast<const c10::Error *>(&e)) msg = ce->what_without_backtrace();
+    std::snprintf(error, errlen, "%s", msg.c_str());
+  } catch (...) {
+    std::snprintf(error, errlen, "unknown error while loading %s", path);
+  }
+  return nullptr;
+}

@@ -103,7 +103,7 @@ def plot_mse_vs_step(curves: Mapping[str, Sequence[Sequence[float]]], path: str 
     ax.set_yscale("log")
     ax.set_xlabel("rollout step k")
     ax.set_ylabel(r"position MSE (distance$^2$)")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)

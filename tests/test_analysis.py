@@ -163,3 +163,45 @@ def test_evaluate_command_writes_results_beside_the_baseline(tmp_path):
     assert "| ν_est after 20 steps: R² / mean \\|Δν\\| |" in summary
     pngs = sorted(p.name for p in (tmp_path / "ev").glob("*.png"))
     assert pngs == ["mse_vs_step.png", "nodes_net0.png", "nu_vs_strain_net0.png", "overlay_net0.png", "parity.png"]
+
+
+def test_evaluate_command_refuses_a_foreign_delta_l(tmp_path, capsys):
+    from affine_fixture import save_exported
+    from lmp_gnn.cli import main
+    from lmp_gnn.trajectory import save_trajectory
+
+    save_trajectory(tmp_path / "net0.npz", affine_trajectory(n_snapshots=10))
+    save_exported(tmp_path / "nan25.pt", NaNOn25Nodes(), history=3, delta_l=0.002)
+    rc = main(["evaluate", str(tmp_path / "nan25.pt"), "--data", str(tmp_path / "net0.npz"), "-o", str(tmp_path / "ev")])
+    assert rc == 2
+    assert "expected the model's delta_l 0.002 per step, got a trajectory with delta_l 0.004" in capsys.readouterr().err
+
+
+class NaNOn25Nodes(torch.nn.Module):
+    """Zero acceleration, except NaN on graphs of 25 nodes: a learned rollout that blows up."""
+
+    def forward(self, node_features: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
+        a = torch.zeros(node_features.shape[0], 2, dtype=node_features.dtype)
+        if node_features.shape[0] == 25:
+            a = a + float("nan")
+        return a
+
+
+def test_evaluate_command_records_a_failed_rollout(tmp_path):
+    import json
+
+    from affine_fixture import save_exported
+    from lmp_gnn.cli import main
+    from lmp_gnn.trajectory import save_trajectory
+
+    for i, n in enumerate((6, 5, 6)):
+        save_trajectory(tmp_path / "d" / f"net{i}.npz", affine_trajectory(n_snapshots=30, n=n, seed=i, curvature=1e-6))
+    save_exported(tmp_path / "nan25.pt", NaNOn25Nodes(), history=3, delta_l=0.004)
+    rc = main(["evaluate", str(tmp_path / "nan25.pt"), "--data", str(tmp_path / "d"), "-o", str(tmp_path / "ev"),
+               "--plot-networks", "0", "--strains", "0.01"])
+    assert rc == 0
+    report = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert [f["name"] for f in report["failed"]] == ["net1"]
+    assert "expected finite accelerations, got NaN/inf at step 3" in report["failed"][0]["error"]
+    assert report["aggregate"]["n_networks"] == 2 and report["aggregate"]["n_failed"] == 1
+    assert "1 learned rollout(s) failed" in (tmp_path / "ev" / "summary.md").read_text()

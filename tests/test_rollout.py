@@ -168,3 +168,20 @@ def test_rollout_command_matches_the_library(tmp_path, capsys):
     rc = main(["rollout", str(tmp_path / "other.pt"), str(tmp_path / "affine.npz"), "-o", str(tmp_path / "out2")])
     assert rc == 1
     assert "expected the model's delta_l 0.002 per step, got a trajectory with delta_l 0.004" in capsys.readouterr().err
+
+
+def test_dtype_none_follows_the_module():
+    from affine_fixture import ConstantAcceleration
+
+    traj = affine_trajectory(n_snapshots=6)
+    seen = []
+
+    class Recording(ConstantAcceleration):
+        def forward(self, node_features, edge_index, edge_features):
+            seen.append((node_features.dtype, edge_features.dtype))
+            return super().forward(node_features, edge_index, edge_features)
+
+    m = Recording(torch.zeros(36, 2, dtype=torch.float32))
+    res = rollout(m, traj, 3, 2, 3, 0.004, dtype=None)
+    assert res.dtype == "float32" and seen == [(torch.float32, torch.float32)] * 2
+    assert rollout(zero_acceleration_model, traj, 3, 1, 3, 0.004, dtype=None).dtype == "float64"

@@ -134,8 +134,17 @@ def _as_f64(x: Any) -> Tensor:
                            dtype=torch.float64).detach().cpu()
 
 
+def model_dtype(model: Model) -> torch.dtype:
+    """The dtype of a torch module's first floating-point parameter or buffer; float64 otherwise."""
+    if isinstance(model, torch.nn.Module) or hasattr(model, "parameters"):
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return torch.float64
+
+
 def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history: int, delta_l: float,
-            dtype: torch.dtype = torch.float64, *, progress: bool = False,
+            dtype: torch.dtype | None = torch.float64, *, progress: bool = False,
             description: str = "rollout") -> RolloutResult:
     """Roll a learned simulator forward from true snapshots (arithmetic in the module docstring).
 
@@ -150,6 +159,8 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
         history: h, number of velocities per node the model takes (1..3 in the paper).
         delta_l: Δl, box-length decrease along x per step (the model's metadata).
         dtype: dtype the features are cast to before the model; positions and box stay float64.
+            None: the dtype of the model's first floating-point parameter or buffer (a torch module),
+            else float64.
         progress: show a tqdm progress bar.
         description: label of the progress bar.
 
@@ -175,6 +186,8 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
     if n_steps < 0:
         raise ValueError(f"expected n_steps >= 0, got {n_steps}")
 
+    if dtype is None:
+        dtype = model_dtype(model)
     edge_index = features.edge_index_from_bonds(bonds)              # [2, E], E = 2M
     edge_rest = torch.cat([rest_length, rest_length])               # [E]
     velocities = features.velocity_history(positions, start, history).clone()   # [h, N, 2]

@@ -9,7 +9,8 @@ last snapshot twice, with the learned model and with the zero-acceleration basel
 
 - results.json: settings, the aggregate over the test set (position MSE at chosen steps, ν parity
   R² and mean |Δν| for ν_box and ν_est after chosen steps and at chosen strains, mean complexity α),
-  and every network's scalar metrics, learned beside baseline;
+  every network's scalar metrics, learned beside baseline, and the networks whose learned rollout
+  failed (non-finite accelerations: recorded and left out of the statistics, never hidden);
 - networks/NAME.json: one network's metrics with its MSE and ν curves;
 - summary.md: the aggregate as a Markdown table;
 - mse_vs_step.png, parity.png, and for --plot-networks networks spread over ν (metadata nu_linear):
@@ -67,13 +68,27 @@ def find_trajectories(entries: list[Path], split: str) -> list[Path]:
     return files
 
 
-def _pick_for_plots(trajs: list[tuple[Path, Any]], k: int) -> set[str]:
+def read_metadata(path: Path) -> dict:
+    """The metadata of a trajectory file without reading its arrays."""
+    from lmp_gnn.trajectory import TrajectoryFormatError
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["metadata"]))
+    except (OSError, KeyError, ValueError) as exc:
+        raise TrajectoryFormatError(f"{path}: expected a trajectory file with metadata, got {exc}") from exc
+    if not isinstance(meta, dict):
+        raise TrajectoryFormatError(f"{path}: expected metadata to be a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _pick_for_plots(metas: list[tuple[Path, dict]], k: int) -> set[str]:
     """Names of k trajectories spread evenly over metadata nu_linear (first k if it is missing)."""
     if k <= 0:
         return set()
-    known = [(float(t.metadata["nu_linear"]), p.stem) for p, t in trajs if t.metadata.get("nu_linear") is not None]
-    if len(known) < len(trajs):
-        return {p.stem for p, _ in trajs[:k]}
+    known = [(float(m["nu_linear"]), p.stem) for p, m in metas if m.get("nu_linear") is not None]
+    if len(known) < len(metas):
+        return {p.stem for p, _ in metas[:k]}
     known.sort()
     idx = np.unique(np.round(np.linspace(0, len(known) - 1, min(k, len(known)))).astype(int))
     return {known[i][1] for i in idx}
@@ -106,6 +121,9 @@ def summary_table(agg: dict, model: str) -> str:
             lines.append(f"| {names[est]} {where}: R² / mean \\|Δν\\| | {_fmt(lv['r2'], '.3f')} / "
                          f"{_fmt(lv['mean_abs_error'], '.4f')} | {_fmt(bv['r2'], '.3f')} / "
                          f"{_fmt(bv['mean_abs_error'], '.4f')} | {lv['n']} |")
+    if agg.get("n_failed"):
+        lines.insert(3, f"**{agg['n_failed']} learned rollout(s) failed (non-finite or malformed output) and are "
+                        "not in the table; see `failed` in results.json.**\n")
     a = agg["alpha"]
     lines.append(f"| complexity α over the rollout (true MD: {_fmt(a['true'])}) | {_fmt(a['learned'])} "
                  f"| {_fmt(a['baseline'])} (0 by construction) | {agg['n_networks']} |")
@@ -147,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lmp_gnn import analysis, plots
     from lmp_gnn.commands.rollout import load_spec, trajectory_delta_l
-    from lmp_gnn.rollout import rollout, zero_acceleration_model
+    from lmp_gnn.rollout import RolloutError, rollout, zero_acceleration_model
     from lmp_gnn.trajectory import load_trajectory
 
     torch.set_num_threads(args.threads)
@@ -162,19 +180,34 @@ def run(args: argparse.Namespace) -> int:
     start = spec.history if args.start is None else args.start
     out = args.output
     (out / "networks").mkdir(parents=True, exist_ok=True)
-    trajs = [(p, load_trajectory(p)) for p in files]
-    to_plot = _pick_for_plots(trajs, args.plot_networks)
+    try:
+        metas = [(p, read_metadata(p)) for p in files]
+        for p, m in metas:        # refuse a foreign protocol before any work
+            if spec.delta_l is not None and m.get("delta_l") is not None \
+                    and abs(float(m["delta_l"]) - spec.delta_l) > 1e-6 * abs(spec.delta_l):
+                raise ValueError(f"{p}: expected the model's delta_l {spec.delta_l} per step, got a trajectory "
+                                 f"with delta_l {m['delta_l']}")
+    except ValueError as exc:
+        print(f"lmp-gnn evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    to_plot = _pick_for_plots(metas, args.plot_networks)
 
-    results, written, model_ms = [], [], []
+    results, written, model_ms, failed = [], [], [], []
     t0 = time.perf_counter()
-    bar = tqdm(trajs, unit="net", desc="evaluate", dynamic_ncols=True)
-    for path, traj in bar:
+    bar = tqdm(files, unit="net", desc="evaluate", dynamic_ncols=True)
+    for path in bar:
+        traj = load_trajectory(path)
         delta_l = trajectory_delta_l(traj, path, spec.delta_l)
         n_steps = traj.n_snapshots - 1 - start
         if n_steps < 1:
             raise ValueError(f"{path}: expected more than {start + 1} snapshots to roll out from {start}, "
                              f"got {traj.n_snapshots}")
-        learned = rollout(spec.model, traj, start, n_steps, spec.history, delta_l, spec.dtype)
+        try:
+            learned = rollout(spec.model, traj, start, n_steps, spec.history, delta_l, spec.dtype)
+        except RolloutError as exc:      # a learned rollout that blows up is a result, not a crash
+            failed.append({"name": path.stem, "source": str(path), "error": str(exc)})
+            tqdm.write(f"{path.stem}: learned rollout failed: {exc}", file=sys.stderr)
+            continue
         baseline = rollout(zero_acceleration_model, traj, start, n_steps, spec.history, delta_l, torch.float64)
         model_ms.append(1e3 * float(learned.model_seconds.mean()))
         res = analysis.evaluate_network(traj, learned, baseline, name=path.stem, mse_steps=args.mse_steps,
@@ -189,7 +222,12 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{path.stem} N={traj.n_nodes} |Δν_est|@{args.nu_steps[0]}="
                             f"{_fmt(_absdiff(last, 'learned'))} (baseline {_fmt(_absdiff(last, 'baseline'))})")
 
+    if not results:
+        print(f"lmp-gnn evaluate: error: every learned rollout failed ({len(failed)}); see above", file=sys.stderr)
+        (out / "results.json").write_text(json.dumps({"model": spec.label, "failed": failed}, indent=1))
+        return 1
     agg = analysis.aggregate(results)
+    agg["n_failed"] = len(failed)
     curves = {k: [r["mse_curve"][k] for r in results] for k in analysis.KINDS}
     plots.plot_mse_vs_step(curves, out / "mse_vs_step.png", title=f"{len(results)} test networks")
     panels = []
@@ -204,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     report = {"model": spec.label, "model_metadata": meta, "start": start,
               "settings": {"mse_steps": args.mse_steps, "nu_steps": args.nu_steps, "strains": args.strains},
               "model_ms_per_step_mean": float(np.mean(model_ms)), "wall_time_s": time.perf_counter() - t0,
-              "aggregate": agg, "networks": [_scalars(r) for r in results]}
+              "aggregate": agg, "networks": [_scalars(r) for r in results], "failed": failed}
     (out / "results.json").write_text(json.dumps(report, indent=1))
     (out / "summary.md").write_text(summary_table(agg, spec.label))
     print(summary_table(agg, spec.label))

@@ -139,6 +139,9 @@ def test_bad_inputs_are_refused_with_what_was_expected():
             return torch.full((36, 2), float("nan") if len(calls) > 1 else 0.0, dtype=x.dtype)
 
         rollout(blows_up, traj, start=3, n_steps=3, history=3, delta_l=0.004)
+    bad = {"positions": traj.positions, "box": traj.box, "bonds": traj.bonds + 1, "rest_length": traj.rest_length}
+    with pytest.raises(ValueError, match=r"expected bond indices in \[0, 36\), got \[1, 36\]"):
+        rollout(zero_acceleration_model, bad, 3, 1, 3, 0.004)
     with pytest.raises(KeyError, match="expected key 'bonds'"):
         rollout(zero_acceleration_model, {"positions": traj.positions, "box": traj.box}, 3, 1, 3, 0.004)
 

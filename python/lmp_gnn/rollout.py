@@ -179,6 +179,8 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
     if bonds.ndim != 2 or bonds.shape[1] != 2 or rest_length.shape != (bonds.shape[0],):
         raise ValueError(f"expected bonds [M, 2] and rest_length [M], got {tuple(bonds.shape)} and "
                          f"{tuple(rest_length.shape)}")
+    if len(bonds) and (int(bonds.min()) < 0 or int(bonds.max()) >= n_nodes):
+        raise ValueError(f"expected bond indices in [0, {n_nodes}), got [{int(bonds.min())}, {int(bonds.max())}]")
     if history < 1:
         raise ValueError(f"expected history >= 1, got {history}")
     if not history <= start < n_snap:

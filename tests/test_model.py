@@ -47,8 +47,9 @@ def test_shapes_and_parameter_count(history, layers):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("layers", [1, 3])
-def test_scripted_equals_eager(dtype, layers):
-    model = trained_like(ModelConfig(history=3, layers=layers), dtype)
+@pytest.mark.parametrize("mlp_layers", [1, 2, 3])
+def test_scripted_equals_eager(dtype, layers, mlp_layers):
+    model = trained_like(ModelConfig(history=3, layers=layers, mlp_layers=mlp_layers), dtype)
     scripted = torch.jit.script(model)
     nf, ei, ef, _ = random_graph(dtype=dtype, seed=5)
     with torch.no_grad():
@@ -59,11 +60,14 @@ def test_scripted_equals_eager(dtype, layers):
     assert rel <= 1e-6, f"expected scripted == eager within 1e-6 relative, got {rel:.3g}"
 
 
+@pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("residual", [True, False])
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_factored_equals_plain_pyg(residual, layer_norm):
-    cfg = ModelConfig(history=2, layers=3, residual=residual, layer_norm=layer_norm)
+@pytest.mark.parametrize("mlp_layers", [1, 2])
+def test_factored_equals_plain_pyg(layers, residual, layer_norm, mlp_layers):
+    cfg = ModelConfig(history=2, layers=layers, residual=residual, layer_norm=layer_norm, mlp_layers=mlp_layers)
     model = trained_like(cfg)
+    assert model.fold_edge_encoder == (not layer_norm and (layers == 1 or not residual))
     nf, ei, ef, _ = random_graph(h=2, seed=7)
     with torch.no_grad():
         fast = model(nf, ei, ef)
@@ -115,7 +119,7 @@ def test_messages_flow_sender_to_receiver():
 def test_initialisation_normal_fan_in():
     torch.manual_seed(0)
     model = GNNSimulator(ModelConfig(history=3, layers=1))
-    first = model.processor[0].phi.first          # 384 -> 128
+    first = model.processor[0].phi.layers[0]    # 384 -> 128
     w = first.weight.detach()
     assert w.mean().abs() < 0.002
     assert w.std().item() == pytest.approx(1 / math.sqrt(384), rel=0.02)

@@ -34,6 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="engineering strain rate per MD time unit (default 2.5e-6)")
     parser.add_argument("--timestep", type=float, default=0.05, help="MD time step (default 0.05)")
     parser.add_argument("--damp", type=float, default=10.0, help="Langevin damping time (default 10)")
+    parser.add_argument("--thermostat", choices=("langevin", "viscous"), default="langevin",
+                        help="langevin: T as given (default); viscous: the same drag with no noise (T = 0), "
+                             "deterministic snapshots for training data (docs/protocol.md)")
     parser.add_argument("--seed", type=int, default=0,
                         help="base seed; each network's Langevin seed is derived from it and the file name (default 0)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes, one LAMMPS each (default 1)")
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     todo = [f for f in files if args.overwrite or not (out / f"{f.stem}.npz").exists()]
     skipped = len(files) - len(todo)
     params = dict(max_strain=args.max_strain, delta_l=args.delta_l, temperature=args.temperature,
-                  strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp)
+                  strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp,
+                  thermostat=args.thermostat)
     tasks = [(str(f), str(out / f"{f.stem}.npz"), params, network_seed(args.seed, f.stem)) for f in todo]
     print(f"lmp-gnn simulate: {len(files)} networks, {skipped} already done, {len(todo)} to run "
           f"with {args.workers} worker(s) -> {out}", file=sys.stderr)
@@ -118,7 +122,8 @@ def _check(args) -> None:
 
     # the checks that depend on Lx0 run per network (a failure is reported for that network)
     check_arguments(max_strain=args.max_strain, delta_l=args.delta_l, temperature=args.temperature,
-                    strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp, seed=args.seed)
+                    strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp, seed=args.seed,
+                    thermostat=args.thermostat)
 
 
 def read_sidecar(data_file: Path) -> dict:

@@ -1,7 +1,7 @@
 """Langevin (T = 1e-10) vs viscous drag (T = 0): same ν, but how noisy are the snapshots?
 
     python benchmarks/thermostat_noise.py [NETWORK_DIR]   (default: makes 3 networks with
-                                                            `lmp-gnn networks --count 3 --seed 100`)
+                                                            `lmp-gnn networks --count 4 --seed 100`; the first 3)
 
 Prints, per network, the wall time of each compression, the box ν at 1 % and 4.9 % strain and the
 RMS per-snapshot acceleration a(t) = r(t+1) - 2r(t) + r(t-1) (snapshots 20 onwards). Source of the
@@ -25,7 +25,7 @@ def main() -> None:
         net_dir = Path(sys.argv[1])
     else:
         net_dir = Path(tempfile.mkdtemp(prefix="lmp_gnn_thermo_"))
-        subprocess.run([sys.executable, "-m", "lmp_gnn.cli", "networks", "-o", str(net_dir), "--count", "3",
+        subprocess.run([sys.executable, "-m", "lmp_gnn.cli", "networks", "-o", str(net_dir), "--count", "4",
                         "--seed", "100"], check=True)
     print(f"{'network':12s} {'thermostat':10s} {'wall s':>7s} {'nu@1%':>8s} {'nu@4.9%':>8s} {'rms a':>9s}")
     for path in sorted(net_dir.glob("*.data"))[:3]:

@@ -9,7 +9,7 @@ import pytest
 
 from lmp_gnn.cli import main
 from lmp_gnn.elastic import elastic_constants
-from lmp_gnn.generate import GENERATOR_VERSION, jammed_network, prune_low_coordination
+from lmp_gnn.generate import GENERATOR_VERSION, JammingError, jammed_network, prune_low_coordination
 from lmp_gnn.network import Network
 
 
@@ -38,7 +38,7 @@ def test_recipe_invariants(net):
     assert np.bincount(net.node_type, minlength=5)[1:].min() >= 0.2 * net.n_nodes  # ~equal proportions
     assert len({tuple(sorted(b)) for b in net.bonds.tolist()}) == net.n_bonds  # no duplicate bonds
     assert net.info["generator"] == GENERATOR_VERSION and net.info["seed"] == 2
-    assert net.info["fire_fnorm"] < 1e-10
+    assert net.info["fire_fnorm"] <= net.info["fire_force_tol"] == pytest.approx(1e-10 * np.sqrt(128))
     assert 120 <= net.n_nodes <= 128
 
 
@@ -66,6 +66,11 @@ def test_lower_packing_fraction_gives_fewer_contacts():
     assert z[0] < z[1] - 0.3
 
 
+def test_unconverged_jamming_is_an_error():
+    with pytest.raises(JammingError, match=r"expected FIRE to reach \|F\| ≤ 1e-12 within 10 iterations"):
+        jammed_network(64, seed=0, force_tol=1e-12, max_iter=10)
+
+
 def test_prune_low_coordination_is_iterative():
     # K4 (every node 3 bonds) with a tree hanging off node 3: nodes 5 and 6 go first (1 bond),
     # which leaves node 4 with 1 bond, so it goes in the next sweep
@@ -80,6 +85,7 @@ def test_prune_low_coordination_is_iterative():
     (dict(n_disks=8, seed=0), "expected n_disks to be an integer ≥ 16, got 8"),
     (dict(n_disks=64, seed=-1), "expected a non-negative integer seed, got -1"),
     (dict(n_disks=64, seed=0, packing_fraction=0.0), "expected 0 < packing_fraction < 1.5, got 0.0"),
+    (dict(n_disks=64, seed=0, force_tol=0.0), "expected force_tol > 0, got 0.0"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -11,6 +11,8 @@ from lmp_gnn.export import (METADATA_KEYS, CheckpointError, ExportedModelError, 
 from lmp_gnn.model import GNNSimulator, ModelConfig
 
 torch.set_num_threads(1)
+# TorchScript is the file format of fix gnn/rollout; torch >= 2.9 marks torch.jit deprecated
+pytestmark = pytest.mark.filterwarnings(r"ignore:.*torch\.jit.*:DeprecationWarning")
 
 DATA_META = {"delta_l": 0.002, "strain_rate": 2.5e-6, "timestep": 0.05, "md_steps_per_step": 937.6}
 

@@ -8,6 +8,8 @@ import torch
 from lmp_gnn.model import GNNSimulator, ModelConfig, OnlineNormalizer, build_model
 
 torch.set_num_threads(1)
+# TorchScript is the file format of fix gnn/rollout; torch >= 2.9 marks torch.jit deprecated
+pytestmark = pytest.mark.filterwarnings(r"ignore:.*torch\.jit.*:DeprecationWarning")
 
 
 def random_graph(n=30, m=70, h=3, dtype=torch.float64, seed=0):

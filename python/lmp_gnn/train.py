@@ -166,6 +166,9 @@ class _Dist:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if device_pref == "auto":
             device_pref = "cuda" if torch.cuda.is_available() else "cpu"
+        if device_pref.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"train.device: expected a usable CUDA device for {device_pref!r}, got none "
+                              f"(torch {torch.__version__}); use device auto or cpu")
         if device_pref == "cuda" and self.world > 1:
             device_pref = f"cuda:{local}"
         self.device = torch.device(device_pref)
@@ -365,6 +368,10 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
         norm.double()
     train_set, val_set, data_meta = _datasets(cfg, model_cfg.history, dtype)
     if ckpt is not None:
+        old_dl = ckpt["data_meta"].get("delta_l")
+        if old_dl is not None and abs(float(old_dl) - data_meta["delta_l"]) > 1e-9 * abs(float(old_dl)):
+            raise ConfigError(f"--resume: expected training data with the checkpoint's delta_l {old_dl}, "
+                              f"got {data_meta['delta_l']}")
         model.load_state_dict(ckpt["model_state"])
     model.to(d.device)
 

@@ -147,3 +147,23 @@ def test_two_process_ddp_gloo(tmp_path):
             idx = torch.randint(0, len(ds), (2,), generator=_batch_generator(0, rank, step))
             nodes += sum(ds.graphs[int(ds.windows[i, 0])].n_nodes for i in idx)
     assert ckpt["model_state"]["node_norm.count"].item() == nodes
+
+
+def test_resume_refuses_data_of_another_delta_l(tmp_path):
+    from lmp_gnn.trajectory import save_trajectory
+
+    run_training(config(tmp_path, steps=2), log=quiet)
+    other = tmp_path / "other"
+    for name, traj in load_trajectories([compressed_networks()]):
+        traj.metadata["delta_l"] = 4e-3
+        save_trajectory(other / f"{name}.npz", traj)
+    cfg = config(tmp_path, steps=4)
+    cfg["data"]["train"] = [str(other)]
+    with pytest.raises(ConfigError, match="expected training data with the checkpoint's delta_l 0.002, got 0.004"):
+        run_training(cfg, resume=tmp_path / "run" / "last.pt", log=quiet)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_missing_cuda_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="expected a usable CUDA device"):
+        run_training(config(tmp_path, steps=2, device="cuda"), log=quiet)

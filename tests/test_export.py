@@ -132,3 +132,52 @@ def test_cli_export(checkpoint, tmp_path, capsys):
     _, meta = load_exported(out)
     assert meta["dtype"] == "float64"
     assert "history = 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-10), ("float32", 1e-6)])
+def test_exported_gnn_runs_in_fix_gnn_rollout_like_the_python_rollout(tmp_path, dtype, tol):
+    """The exported GNN (factored message passing, normalisers inside) in real LAMMPS through
+    fix gnn/rollout: 20 leap steps == lmp_gnn.rollout with the same file (the consumer contract)."""
+    import numpy as np
+
+    from fixtures.lammps_run import run_in_process, unwrapped_state, write_history
+    from fixtures.lattice import deck_header, triangular_network
+    from lmp_gnn.features import edge_features, edge_index_from_bonds
+    from lmp_gnn.rollout import rollout
+
+    h, n_steps = 2, 20
+    net = triangular_network(8, 8, seed=1)
+    rng = np.random.default_rng(0)
+    affine = np.stack([-1e-4 * net.positions[:, 0], 4e-5 * net.positions[:, 1]], axis=1)
+    hist = np.stack([affine * (1 - 0.05 * k) + rng.normal(scale=2e-5, size=affine.shape) for k in range(h)])
+    # a model whose normalisers saw features of this network's size, as after training
+    torch.manual_seed(0)
+    model = GNNSimulator(ModelConfig(history=h, layers=2, latent=32, hidden=32))
+    ei = edge_index_from_bonds(torch.from_numpy(net.bonds))
+    rest = torch.from_numpy(np.concatenate([net.rest_length, net.rest_length]))
+    ef = edge_features(torch.from_numpy(net.positions), torch.from_numpy(net.box), ei, rest)
+    nf = torch.from_numpy(hist.transpose(1, 0, 2).reshape(-1, 2 * h))
+    model.update_normalizers(nf, ef, torch.from_numpy(rng.normal(scale=1e-6, size=(len(nf), 2))))
+    save_checkpoint(tmp_path / "c.pt", model=model, optimizer=None, scheduler=None, step=1, train_config={},
+                    data_meta=DATA_META)
+    export_checkpoint(tmp_path / "c.pt", tmp_path / "gnn.pt", dtype=dtype)
+
+    snaps = [net.positions]
+    for k in range(h):
+        snaps.insert(0, snaps[0] - hist[k])
+    arrays = {"positions": np.stack(snaps), "box": np.tile(net.box, (h + 1, 1)), "bonds": net.bonds,
+              "rest_length": net.rest_length}
+    module, meta = load_exported(tmp_path / "gnn.pt")
+    ref = rollout(module, arrays, start=h, n_steps=n_steps, history=h, delta_l=meta["delta_l"],
+                  dtype=getattr(torch, dtype))
+    assert np.abs(ref.accelerations).max() > 1e-8                   # the model does move the nodes
+
+    data_file = net.write_lammps_data(tmp_path / "net.data")
+    write_history(tmp_path / "hist.txt", hist)
+    lmp = run_in_process(deck_header(str(data_file)) +
+                         f"fix g all gnn/rollout {tmp_path / 'gnn.pt'} init file {tmp_path / 'hist.txt'}\n"
+                         f"run {n_steps}\n")
+    r, _, box = unwrapped_state(lmp)
+    lmp.close()
+    np.testing.assert_allclose(box, ref.box[-1], rtol=0, atol=tol)
+    np.testing.assert_allclose(r, ref.positions[-1], rtol=0, atol=tol)

@@ -9,7 +9,9 @@ per-snapshot accelerations of such tiny networks are dominated by thermal motion
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,6 +26,7 @@ N_NETWORKS = 3
 def compressed_networks() -> Path:
     """Directory with net0.npz, net1.npz, net2.npz (metadata 'network' = netK.data)."""
     out = Path(tempfile.mkdtemp(prefix="lmp_gnn_train_data_"))
+    atexit.register(shutil.rmtree, out, True)
     for seed in range(N_NETWORKS):
         net = jammed_network(48, seed=seed)
         net.info["source"] = f"net{seed}.data"

@@ -207,7 +207,7 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         for i, lin in enumerate(self.layers):
             if i > 0:
-                x = torch.relu(x)
+                x = torch.relu_(x)                     # in place on our own temporary
             x = lin(x)
         return self.norm(x)
 
@@ -215,14 +215,14 @@ class MLP(nn.Module):
         """The MLP after its first Linear: y = first(x) -> forward(x)."""
         for i, lin in enumerate(self.layers):
             if i > 0:
-                y = lin(torch.relu(y))
+                y = lin(torch.relu_(y))
         return self.norm(y)
 
     def hidden(self, x: Tensor) -> Tensor:
         """The input of the last Linear (x itself for a one-layer MLP)."""
         for i, lin in enumerate(self.layers):
             if i < self.n_layers - 1:
-                x = torch.relu(lin(x))
+                x = torch.relu_(lin(x))
         return x
 
     def last_linear(self) -> Tuple[Tensor, Tensor]:
@@ -287,7 +287,7 @@ class InteractionLayer(MessagePassing):
         receiver = edge_index[1]
         a = F.linear(x, w[:, :lat])                    # [N, H] receiver part, once per node
         b = F.linear(x, w[:, lat:2 * lat])             # [N, H] sender part, once per node
-        pre = pre + a.index_select(0, receiver) + b.index_select(0, sender)
+        pre.add_(a.index_select(0, receiver)).add_(b.index_select(0, sender))   # in place: fewer big temporaries
         m = self.phi.tail(pre)                          # [E, L] messages
         agg = torch.zeros((x.size(0), m.size(1)), dtype=m.dtype, device=m.device)
         agg.index_add_(0, receiver, m)                  # [N, L] sum at receivers

@@ -13,8 +13,8 @@ Architecture (PAPER.md §II "Model architecture"; GNS, Sanchez-Gonzalez et al. 2
 
 Every MLP is `mlp_layers` Linear layers (default 2) with ReLU between them, hidden width
 `hidden` (default 128) and output width `latent` (default 128; 2 for the decoder), with
-no activation after the last layer. Residual connections follow GNS: without them a
-deeper processor (k > 1) trains markedly worse, and with k = 1 they cost nothing. The
+no activation after the last layer. Residual connections follow GNS (they keep deeper
+processors, k > 1, well conditioned; with k = 1 the edge residual is never used). The
 messages summed at a receiver are the phi outputs m_ij (before the edge residual), as in
 GNS. Optional LayerNorm after every MLP but the decoder's (GNS uses it; the paper does
 not mention it, so it is off by default).
@@ -28,17 +28,19 @@ the model, so `forward` takes raw features and returns raw accelerations (the ex
 TorchScript contract, docs/formats.md); training computes its loss on normalised
 accelerations through `forward_normalized`.
 
-Two numerically identical paths (tests/test_model.py proves they agree):
+Two mathematically identical paths (tests/test_model.py: equal to round-off, 1e-12 in float64):
 
 - `forward` (the one TorchScript compiles, the one exported): the first Linear of every
   edge MLP phi is factored, W [x_i; x_j; e] + b = W_a x_i + W_b x_j + (W_c e + b), with
-  W_a x and W_b x computed once per node and gathered per edge (2.7x faster at N = 10k,
-  DESIGN.md §6); aggregation by index_add_ at the receiver. When nothing after the first
+  W_a x and W_b x computed once per node and gathered per edge (DESIGN.md §6 measured
+  2.7x at N = 10k with oneDNN; benchmarks/model_speed.py measures this code); aggregation
+  by index_add_ at the receiver; ReLUs and the gathered terms are applied in place on the
+  layer's own temporaries. When nothing after the first
   layer needs the edge embedding (k = 1, or no residuals) and there is no LayerNorm, the
   edge encoder's last Linear is folded into W_c as well (W_c (W_2 h + b_2) + b =
   (W_c W_2) h + (W_c b_2 + b)), which saves one [E, 128] x [128, 128] product per step.
-- `forward_reference`: plain PyTorch Geometric eager (`MessagePassing.propagate`,
-  aggr="add", message = phi(cat[x_i, x_j, e_ij])); the benchmark's baseline.
+- `forward_reference`: plain PyTorch Geometric eager (`edge_updater` computes
+  m = phi(cat[x_i, x_j, e_ij]), `propagate` with aggr="add" sums it); the benchmark's baseline.
 
 Graph convention (features.py): edge_index[0] = sender, edge_index[1] = receiver; edge
 features of e = (s, r) are (d_x, d_y, |d|, 1/l_r), d = minimum image of r_r - r_s.

@@ -125,3 +125,8 @@ def test_network_out_of_equilibrium_is_refused():
     net = Network(pos, lat.box, lat.bonds, lat.rest_length)  # same rest lengths, node moved
     with pytest.raises(ValueError, match="expected a network at mechanical equilibrium"):
         elastic_constants(net)
+
+
+def test_lammps_check_refuses_an_unconverged_minimisation(jammed):
+    with pytest.raises(RuntimeError, match=r"expected LAMMPS CG to reach \|F\| ≤ 1e-13, got"):
+        lammps_elastic_constants(jammed, strain=1e-6, max_iter=2)

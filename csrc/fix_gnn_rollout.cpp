@@ -45,6 +45,7 @@ using namespace LAMMPS_NS;
 using namespace FixConst;
 
 static const char *BACKEND_LIBRARY = "libgnn_torch.so";
+static constexpr int NRESTART = 20;    // values of the global restart state
 
 // where this plugin was loaded from: the TorchScript backend library sits next to it
 static std::string plugin_directory()
@@ -60,10 +61,12 @@ static std::string plugin_directory()
 FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
     Fix(lmp, narg, arg), mode(LEAP), init_style(INIT_VELOCITY), nthreads(1), driven(0),
     freeaxis(1), boxflag(1), history(0), nhist(0), layers(0), mdsteps(-1.0), delta_l(0.0),
-    hist(nullptr), accel(nullptr), maxpartner(0), npartner(nullptr), partner_tag(nullptr),
+    hist(nullptr), accel(nullptr), shadow(nullptr), nshadow(0), every(0), maxpartner(0), npartner(nullptr), partner_tag(nullptr),
     partner_rest(nullptr), partner_overflow(0), commmode(COMM_HISTORY), nown(0),
     nedges_all(0), max_bond_length(0.0), hist_ready(0), nsteps_taken(0), last_eps(0.0),
-    last_model_ms(0.0), last_step_ms(0.0), sum_model_ms(0.0), nmodel_calls(0)
+    last_model_ms(0.0), last_step_ms(0.0), sum_model_ms(0.0), nmodel_calls(0), nsnap(0),
+    copy_started(0), have_prediction(0), lcopy{0.0, 0.0}, ccopy{0.0, 0.0}, l0{0.0, 0.0},
+    sum0{0.0, 0.0}, mse_one(0.0), mse_roll(0.0), nu_true(0.0), nu_learned(0.0), ngroup(0)
 {
   if (narg < 4) utils::missing_cmd_args(FLERR, "fix gnn/rollout", error);
   model_file = arg[3];
@@ -76,8 +79,11 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout mode", error);
       if (strcmp(arg[iarg + 1], "leap") == 0)
         mode = LEAP;
+      else if (strcmp(arg[iarg + 1], "shadow") == 0)
+        mode = SHADOW;
       else
-        error->all(FLERR, iarg + 1, "Fix gnn/rollout mode {} is not supported: expected leap",
+        error->all(FLERR, iarg + 1,
+                   "Fix gnn/rollout mode {} is not supported: expected leap or shadow",
                    arg[iarg + 1]);
       iarg += 2;
     } else if (strcmp(arg[iarg], "init") == 0) {
@@ -99,6 +105,12 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
       mdsteps = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
       if (mdsteps <= 0.0)
         error->all(FLERR, iarg + 1, "Fix gnn/rollout mdsteps must be > 0, got {}", arg[iarg + 1]);
+      iarg += 2;
+    } else if (strcmp(arg[iarg], "every") == 0) {
+      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout every", error);
+      every = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (every <= 0)
+        error->all(FLERR, iarg + 1, "Fix gnn/rollout every must be > 0, got {}", arg[iarg + 1]);
       iarg += 2;
     } else if (strcmp(arg[iarg], "dl") == 0) {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout dl", error);
@@ -148,19 +160,25 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
   if (mdsteps <= 0.0) mdsteps = info.md_steps_per_step;
   if (!dl_given) delta_l = info.delta_l;
 
-  time_integrate = 1;
+  if (mode == SHADOW) {
+    if (every <= 0) every = std::max(1L, std::lround(mdsteps));
+    nevery = every;
+    nshadow = SH_HIST + nhist;
+  } else {
+    time_integrate = 1;
+  }
   restart_global = 1;
   restart_peratom = 1;
   vector_flag = 1;
-  size_vector = 6;
+  size_vector = 11;
   global_freq = 1;
   extvector = 0;
   peratom_flag = 1;
   size_peratom_cols = 2;
   peratom_freq = 1;
-  maxexchange = nhist + 2;
-  comm_forward = nhist;
-  if (boxflag) box_change |= BOX_CHANGE_X | BOX_CHANGE_Y;
+  maxexchange = nhist + 2 + nshadow;
+  comm_forward = 2 * nhist + 2;
+  if (boxflag && mode == LEAP) box_change |= BOX_CHANGE_X | BOX_CHANGE_Y;
 
   FixGNNRollout::grow_arrays(atom->nmax);
   atom->add_callback(Atom::GROW);
@@ -168,14 +186,16 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
   for (int i = 0; i < atom->nlocal; i++) {
     for (int k = 0; k < nhist; k++) hist[i][k] = 0.0;
     accel[i][0] = accel[i][1] = 0.0;
+    for (int k = 0; k < nshadow; k++) shadow[i][k] = 0.0;
   }
 
   if (comm->me == 0)
     utils::logmesg(lmp,
                    "fix gnn/rollout: {}\n  history {}, layers {}, delta_l {}, md steps per "
-                   "learned step {}, driven axis {}, box {}\n",
+                   "learned step {}, driven axis {}, box {}{}\n",
                    model->description(), history, layers, delta_l, mdsteps, driven ? "y" : "x",
-                   boxflag ? "yes" : "no");
+                   boxflag ? "yes" : "no",
+                   mode == SHADOW ? fmt::format(", shadow of MD every {} steps", every) : "");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -187,6 +207,7 @@ FixGNNRollout::~FixGNNRollout()
   atom->delete_callback(id, Atom::RESTART);
   memory->destroy(hist);
   memory->destroy(accel);
+  memory->destroy(shadow);
   memory->destroy(npartner);
   memory->destroy(partner_tag);
   memory->destroy(partner_rest);
@@ -197,7 +218,8 @@ FixGNNRollout::~FixGNNRollout()
 int FixGNNRollout::setmask()
 {
   int mask = 0;
-  mask |= INITIAL_INTEGRATE;
+  if (mode == LEAP) mask |= INITIAL_INTEGRATE;
+  if (mode == SHADOW) mask |= END_OF_STEP;
   mask |= POST_NEIGHBOR;
   return mask;
 }
@@ -246,7 +268,7 @@ void FixGNNRollout::init()
   int *mask = atom->mask;
   const int nlocal = atom->nlocal;
   for (auto *ifix : modify->get_fix_list()) {
-    if (ifix == this) continue;
+    if (ifix == this || mode != LEAP) continue;
     if (ifix->time_integrate) {
       bigint mine = 0, all = 0;
       for (int i = 0; i < nlocal; i++)
@@ -281,7 +303,7 @@ void FixGNNRollout::init()
     memory->create(partner_tag, atom->nmax, maxpartner, "gnn/rollout:partner_tag");
     memory->create(partner_rest, atom->nmax, maxpartner, "gnn/rollout:partner_rest");
   }
-  comm_forward = std::max(nhist, 1 + 2 * maxpartner);
+  comm_forward = std::max(2 * nhist + 2, 1 + 2 * maxpartner);
   comm_reverse = 1 + 2 * maxpartner;
 }
 
@@ -308,7 +330,9 @@ void FixGNNRollout::setup(int /*vflag*/)
     error->all(FLERR, "Fix gnn/rollout group {} has no bonds between its atoms",
                group->names[igroup]);
   check_halo();
-  if (!hist_ready) init_history();
+  ngroup = group->count(igroup);
+  if (mode == LEAP && !hist_ready) init_history();
+  if (mode == SHADOW && nsnap == 0) shadow_snapshot();
 }
 
 /* ----------------------------------------------------------------------
@@ -551,35 +575,28 @@ void FixGNNRollout::initial_integrate(int /*vflag*/)
 }
 
 /* ----------------------------------------------------------------------
-   one learned step: features -> model -> positions, histories, velocities, box
+   accelerations of all graph nodes into out_accel: node features from the
+   history columns hh[i][hcol..], edge features from positions pos[i][pcol..]
+   (any image: minimum image in `box`)
 ------------------------------------------------------------------------- */
 
-void FixGNNRollout::leap_step()
+void FixGNNRollout::model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2])
 {
-  const double t0 = platform::walltime();
-  comm->forward_comm(this);    // velocity histories of the ghost atoms
-
-  double **x = atom->x;
-  double **v = atom->v;
   const int nnodes = (int) node_atom.size();
   const int64_t nedges = (int64_t) edge_rest.size();
 
-  // features (docs/formats.md): node rows are the history rows; edges from current positions
-
   node_feat.resize((std::size_t) nnodes * nhist);
   for (int k = 0; k < nnodes; k++)
-    std::memcpy(&node_feat[(std::size_t) k * nhist], hist[node_atom[k]], sizeof(double) * nhist);
+    std::memcpy(&node_feat[(std::size_t) k * nhist], &hh[node_atom[k]][hcol], sizeof(double) * nhist);
   edge_feat.resize((std::size_t) nedges * LMPGNN::EDGE_DIM);
-  const double box[2] = {domain->xprd, domain->yprd};
   const int64_t *senders = edge_index.data();
   const int64_t *receivers = senders + nedges;
   for (int64_t e = 0; e < nedges; e++) {
-    const int s = node_atom[senders[e]], r = node_atom[receivers[e]];
-    LMPGNN::edge_feature(x[r][0] - x[s][0], x[r][1] - x[s][1], box, edge_rest[e],
+    const double *ps = &pos[node_atom[senders[e]]][pcol];
+    const double *pr = &pos[node_atom[receivers[e]]][pcol];
+    LMPGNN::edge_feature(pr[0] - ps[0], pr[1] - ps[1], box, edge_rest[e],
                          &edge_feat[LMPGNN::EDGE_DIM * e]);
   }
-
-  // the model
 
   out_accel.resize((std::size_t) nnodes * 2);
   const double tm = platform::walltime();
@@ -592,6 +609,23 @@ void FixGNNRollout::leap_step()
   last_model_ms = 1000.0 * (platform::walltime() - tm);
   sum_model_ms += last_model_ms;
   nmodel_calls++;
+}
+
+/* ----------------------------------------------------------------------
+   one learned step: features -> model -> positions, histories, velocities, box
+------------------------------------------------------------------------- */
+
+void FixGNNRollout::leap_step()
+{
+  const double t0 = platform::walltime();
+  commmode = COMM_HISTORY;
+  comm->forward_comm(this);    // velocity histories of the ghost atoms
+
+  double **x = atom->x;
+  double **v = atom->v;
+
+  const double box[2] = {domain->xprd, domain->yprd};
+  model_accel(x, 0, hist, 0, box);
 
   // displacements u = v(t) + a(t); nothing is written before every rank has finite ones
 
@@ -636,6 +670,155 @@ void FixGNNRollout::leap_step()
 }
 
 /* ----------------------------------------------------------------------
+   shadow mode: a snapshot of the true MD every `every` steps
+------------------------------------------------------------------------- */
+
+void FixGNNRollout::end_of_step()
+{
+  if (mode == SHADOW) shadow_snapshot();
+}
+
+// the paper's estimator nu_est = -D_free / D_driven, D = l0 sum|r(t)| / sum|r(0)| - l0
+double FixGNNRollout::nu_est(const double sums[2]) const
+{
+  double d[2];
+  for (int k = 0; k < 2; k++) d[k] = sum0[k] > 0.0 ? l0[k] * sums[k] / sum0[k] - l0[k] : 0.0;
+  return d[driven] != 0.0 ? -d[freeaxis] / d[driven] : 0.0;
+}
+
+/* ----------------------------------------------------------------------
+   record snapshot s of the true MD (unwrapped R = x + n L); score the one-step
+   prediction and the learned copy against it; from s = h on, predict snapshot
+   s+1 from the true history and advance the free-running learned copy by one
+   learned step (box rule on its own box)
+------------------------------------------------------------------------- */
+
+void FixGNNRollout::shadow_snapshot()
+{
+  const double t0 = platform::walltime();
+  double **x = atom->x;
+  const imageint *image = atom->image;
+  const double *prd = domain->prd;
+  const double centre[2] = {0.5 * (domain->boxlo[0] + domain->boxhi[0]),
+                            0.5 * (domain->boxlo[1] + domain->boxhi[1])};
+  const int s = (int) nsnap;    // index of this snapshot
+
+  // sums: 0 one-step squared error, 1 copy squared error, 2-3 sum |r - c| true,
+  //       4-5 sum |r - c| learned copy
+  double sums[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  for (int k = 0; k < nown; k++) {
+    const int i = node_atom[k];
+    const int n[2] = {(image[i] & IMGMASK) - IMGMAX, (image[i] >> IMGBITS & IMGMASK) - IMGMAX};
+    double *sh = shadow[i];
+    double r[2];
+    for (int d = 0; d < 2; d++) r[d] = x[i][d] + n[d] * prd[d];
+    if (s > 0)
+      LMPGNN::push_velocity(history, hist[i], r[0] - sh[SH_PREV], r[1] - sh[SH_PREV + 1]);
+    for (int d = 0; d < 2; d++) {
+      sh[SH_PREV + d] = r[d];
+      if (have_prediction) sums[0] += (r[d] - sh[SH_PRED + d]) * (r[d] - sh[SH_PRED + d]);
+      if (copy_started) {
+        sums[1] += (r[d] - sh[SH_COPY + d]) * (r[d] - sh[SH_COPY + d]);
+        sums[4 + d] += std::fabs(LMPGNN::minimum_image(sh[SH_COPY + d] - ccopy[d], lcopy[d]));
+      }
+      sums[2 + d] += std::fabs(LMPGNN::minimum_image(x[i][d] - centre[d], prd[d]));
+    }
+  }
+  MPI_Allreduce(MPI_IN_PLACE, sums, 6, MPI_DOUBLE, MPI_SUM, world);
+  nsnap++;
+  if (s == 0) {
+    for (int d = 0; d < 2; d++) {
+      l0[d] = prd[d];
+      sum0[d] = sums[2 + d];
+    }
+  }
+  const double norm = 1.0 / (2.0 * (double) std::max<bigint>(ngroup, 1));
+  if (have_prediction) mse_one = sums[0] * norm;
+  if (copy_started) {
+    mse_roll = sums[1] * norm;
+    nu_learned = nu_est(&sums[4]);
+  }
+  nu_true = nu_est(&sums[2]);
+  if (s < history) {    // not yet h velocities of the truth
+    last_step_ms = 1000.0 * (platform::walltime() - t0);
+    return;
+  }
+
+  if (!copy_started) {    // the learned copy starts from the true state of snapshot h
+    for (int k = 0; k < nown; k++) {
+      double *sh = shadow[node_atom[k]];
+      sh[SH_COPY] = sh[SH_PREV];
+      sh[SH_COPY + 1] = sh[SH_PREV + 1];
+      for (int c = 0; c < nhist; c++) sh[SH_HIST + c] = hist[node_atom[k]][c];
+    }
+    for (int d = 0; d < 2; d++) {
+      lcopy[d] = prd[d];
+      ccopy[d] = centre[d];
+    }
+    mse_roll = 0.0;
+    nu_learned = nu_true;
+  }
+  const bool same_state = !copy_started;
+  copy_started = 1;
+
+  commmode = COMM_SHADOW;
+  comm->forward_comm(this);    // true and learned histories, learned positions of ghosts
+  commmode = COMM_HISTORY;
+
+  // one-step prediction of snapshot s+1 from the true state
+
+  const double box[2] = {prd[0], prd[1]};
+  model_accel(x, 0, hist, 0, box);
+  double flags[3] = {0.0, 0.0, 0.0};    // non-finite count, eps numerator, eps denominator
+  for (int k = 0; k < nown; k++) {
+    const int i = node_atom[k];
+    const double ax = out_accel[2 * k], ay = out_accel[2 * k + 1];
+    if (!std::isfinite(ax) || !std::isfinite(ay)) flags[0] += 1.0;
+    shadow[i][SH_PRED] = shadow[i][SH_PREV] + hist[i][0] + ax;
+    shadow[i][SH_PRED + 1] = shadow[i][SH_PREV + 1] + hist[i][1] + ay;
+  }
+  have_prediction = 1;
+
+  // one learned step of the free-running copy (same inputs as above when it just started)
+
+  if (!same_state) model_accel(shadow, SH_COPY, shadow, SH_HIST, lcopy);
+  displacement.resize((std::size_t) nown * 2);
+  for (int k = 0; k < nown; k++) {
+    const int i = node_atom[k];
+    double *sh = shadow[i];
+    const double ax = out_accel[2 * k], ay = out_accel[2 * k + 1];
+    if (!std::isfinite(ax) || !std::isfinite(ay)) flags[0] += 1.0;
+    const double u[2] = {sh[SH_HIST] + ax, sh[SH_HIST + 1] + ay};
+    displacement[2 * k] = u[0];
+    displacement[2 * k + 1] = u[1];
+    LMPGNN::free_axis_sums(sh[SH_COPY + freeaxis], ccopy[freeaxis], lcopy[freeaxis],
+                           u[freeaxis], flags[1], flags[2]);
+    accel[i][0] = ax;
+    accel[i][1] = ay;
+  }
+  MPI_Allreduce(MPI_IN_PLACE, flags, 3, MPI_DOUBLE, MPI_SUM, world);
+  if (flags[0] > 0.0)
+    error->all(FLERR,
+               "Fix gnn/rollout: the model returned non-finite accelerations for {} atom(s) at "
+               "step {}; the shadow copy was not updated",
+               (bigint) flags[0], update->ntimestep);
+  for (int k = 0; k < nown; k++) {
+    double *sh = shadow[node_atom[k]];
+    const double ux = displacement[2 * k], uy = displacement[2 * k + 1];
+    sh[SH_COPY] += ux;
+    sh[SH_COPY + 1] += uy;
+    LMPGNN::push_velocity(history, &sh[SH_HIST], ux, uy);
+  }
+  last_eps = flags[2] > 0.0 ? flags[1] / flags[2] : 0.0;
+  if (boxflag) {
+    lcopy[driven] -= delta_l;
+    lcopy[freeaxis] *= 1.0 + last_eps;
+  }
+  nsteps_taken++;
+  last_step_ms = 1000.0 * (platform::walltime() - t0);
+}
+
+/* ----------------------------------------------------------------------
    the box rule: driven axis -= delta_l, free axis *= (1 + eps), centre kept.
    Node positions are not rescaled; an atom with image flag n is shifted by
    -n dL so that its unwrapped position x + n L stays the learned position.
@@ -672,7 +855,9 @@ void FixGNNRollout::change_box(double eps)
 /* ----------------------------------------------------------------------
    f_ID[1..6]: learned steps taken, ms of the last model call, mean ms per model
    call, ms of the last whole learned step, last free-axis strain increment eps,
-   directed edges of the group graph (ms on MPI rank 0)
+   directed edges of the group graph (ms on MPI rank 0); shadow mode adds
+   f_ID[7..11]: one-step MSE, rollout MSE of the learned copy, nu_est of the
+   truth, nu_est of the learned copy, snapshots recorded
 ------------------------------------------------------------------------- */
 
 double FixGNNRollout::compute_vector(int n)
@@ -690,6 +875,16 @@ double FixGNNRollout::compute_vector(int n)
       return last_eps;
     case 5:
       return (double) nedges_all;
+    case 6:
+      return mse_one;
+    case 7:
+      return mse_roll;
+    case 8:
+      return nu_true;
+    case 9:
+      return nu_learned;
+    case 10:
+      return (double) nsnap;
     default:
       return 0.0;
   }
@@ -699,7 +894,7 @@ double FixGNNRollout::compute_vector(int n)
 
 double FixGNNRollout::memory_usage()
 {
-  double bytes = (double) atom->nmax * (nhist + 2) * sizeof(double);
+  double bytes = (double) atom->nmax * (nhist + 2 + nshadow) * sizeof(double);
   bytes += (double) atom->nmax * (sizeof(int) + maxpartner * (sizeof(tagint) + sizeof(double)));
   bytes += (double) (node_atom.capacity() + node_of.capacity()) * sizeof(int);
   bytes += (double) edge_index.capacity() * sizeof(int64_t);
@@ -716,10 +911,14 @@ double FixGNNRollout::memory_usage()
 void FixGNNRollout::write_restart(FILE *fp)
 {
   if (comm->me == 0) {
-    double list[4] = {1.0, (double) history, (double) nsteps_taken, (double) hist_ready};
-    int size = 4 * sizeof(double);
+    double list[NRESTART] = {1.0,          (double) history,         (double) nsteps_taken,
+                             (double) hist_ready, (double) mode, (double) nsnap,
+                             (double) copy_started, (double) have_prediction,
+                             lcopy[0], lcopy[1], ccopy[0], ccopy[1], l0[0], l0[1],
+                             sum0[0], sum0[1], mse_one, mse_roll, nu_true, nu_learned};
+    int size = NRESTART * sizeof(double);
     fwrite(&size, sizeof(int), 1, fp);
-    fwrite(list, sizeof(double), 4, fp);
+    fwrite(list, sizeof(double), NRESTART, fp);
   }
 }
 
@@ -731,8 +930,24 @@ void FixGNNRollout::restart(char *buf)
                "Fix gnn/rollout restart file holds histories of {} velocities, the model {} "
                "takes {}",
                (int) list[1], model_file, history);
+  if ((int) list[4] != mode)
+    error->all(FLERR, "Fix gnn/rollout restart file was written in mode {}, this fix runs mode {}",
+               (int) list[4] == SHADOW ? "shadow" : "leap", mode == SHADOW ? "shadow" : "leap");
   nsteps_taken = (bigint) list[2];
   hist_ready = (int) list[3];
+  nsnap = (bigint) list[5];
+  copy_started = (int) list[6];
+  have_prediction = (int) list[7];
+  for (int d = 0; d < 2; d++) {
+    lcopy[d] = list[8 + d];
+    ccopy[d] = list[10 + d];
+    l0[d] = list[12 + d];
+    sum0[d] = list[14 + d];
+  }
+  mse_one = list[16];
+  mse_roll = list[17];
+  nu_true = list[18];
+  nu_learned = list[19];
 }
 
 /* ----------------------------------------------------------------------
@@ -743,6 +958,7 @@ void FixGNNRollout::grow_arrays(int nmax)
 {
   memory->grow(hist, nmax, std::max(nhist, 2), "gnn/rollout:hist");
   memory->grow(accel, nmax, 2, "gnn/rollout:accel");
+  if (nshadow) memory->grow(shadow, nmax, nshadow, "gnn/rollout:shadow");
   if (maxpartner > 0) {
     memory->grow(npartner, nmax, "gnn/rollout:npartner");
     memory->grow(partner_tag, nmax, maxpartner, "gnn/rollout:partner_tag");
@@ -756,6 +972,7 @@ void FixGNNRollout::copy_arrays(int i, int j, int /*delflag*/)
   for (int k = 0; k < nhist; k++) hist[j][k] = hist[i][k];
   accel[j][0] = accel[i][0];
   accel[j][1] = accel[i][1];
+  for (int k = 0; k < nshadow; k++) shadow[j][k] = shadow[i][k];
 }
 
 int FixGNNRollout::pack_exchange(int i, double *buf)
@@ -764,6 +981,7 @@ int FixGNNRollout::pack_exchange(int i, double *buf)
   for (int k = 0; k < nhist; k++) buf[m++] = hist[i][k];
   buf[m++] = accel[i][0];
   buf[m++] = accel[i][1];
+  for (int k = 0; k < nshadow; k++) buf[m++] = shadow[i][k];
   return m;
 }
 
@@ -773,16 +991,18 @@ int FixGNNRollout::unpack_exchange(int nlocal, double *buf)
   for (int k = 0; k < nhist; k++) hist[nlocal][k] = buf[m++];
   accel[nlocal][0] = buf[m++];
   accel[nlocal][1] = buf[m++];
+  for (int k = 0; k < nshadow; k++) shadow[nlocal][k] = buf[m++];
   return m;
 }
 
 int FixGNNRollout::pack_restart(int i, double *buf)
 {
   int m = 0;
-  buf[m++] = nhist + 3;
+  buf[m++] = nhist + 3 + nshadow;
   for (int k = 0; k < nhist; k++) buf[m++] = hist[i][k];
   buf[m++] = accel[i][0];
   buf[m++] = accel[i][1];
+  for (int k = 0; k < nshadow; k++) buf[m++] = shadow[i][k];
   return m;
 }
 
@@ -792,23 +1012,24 @@ void FixGNNRollout::unpack_restart(int nlocal, int nth)
   int m = 0;
   for (int i = 0; i < nth; i++) m += static_cast<int>(extra[nlocal][m]);
   const int count = static_cast<int>(extra[nlocal][m]);
-  if (count != nhist + 3)
+  if (count != nhist + 3 + nshadow)
     error->one(FLERR, "Fix gnn/rollout restart data of atom {} holds {} values, expected {}",
-               atom->tag[nlocal], count - 1, nhist + 2);
+               atom->tag[nlocal], count - 1, nhist + 2 + nshadow);
   m++;
   for (int k = 0; k < nhist; k++) hist[nlocal][k] = extra[nlocal][m++];
   accel[nlocal][0] = extra[nlocal][m++];
   accel[nlocal][1] = extra[nlocal][m++];
+  for (int k = 0; k < nshadow; k++) shadow[nlocal][k] = extra[nlocal][m++];
 }
 
 int FixGNNRollout::size_restart(int /*nlocal*/)
 {
-  return nhist + 3;
+  return nhist + 3 + nshadow;
 }
 
 int FixGNNRollout::maxsize_restart()
 {
-  return nhist + 3;
+  return nhist + 3 + nshadow;
 }
 
 /* ----------------------------------------------------------------------
@@ -823,6 +1044,14 @@ int FixGNNRollout::pack_forward_comm(int n, int *list, double *buf, int /*pbc_fl
     for (int ii = 0; ii < n; ii++) {
       const int j = list[ii];
       for (int k = 0; k < nhist; k++) buf[m++] = hist[j][k];
+    }
+  } else if (commmode == COMM_SHADOW) {
+    for (int ii = 0; ii < n; ii++) {
+      const int j = list[ii];
+      for (int k = 0; k < nhist; k++) buf[m++] = hist[j][k];
+      buf[m++] = shadow[j][SH_COPY];
+      buf[m++] = shadow[j][SH_COPY + 1];
+      for (int k = 0; k < nhist; k++) buf[m++] = shadow[j][SH_HIST + k];
     }
   } else {
     for (int ii = 0; ii < n; ii++) {
@@ -844,6 +1073,13 @@ void FixGNNRollout::unpack_forward_comm(int n, int first, double *buf)
   if (commmode == COMM_HISTORY) {
     for (int i = first; i < last; i++)
       for (int k = 0; k < nhist; k++) hist[i][k] = buf[m++];
+  } else if (commmode == COMM_SHADOW) {
+    for (int i = first; i < last; i++) {
+      for (int k = 0; k < nhist; k++) hist[i][k] = buf[m++];
+      shadow[i][SH_COPY] = buf[m++];
+      shadow[i][SH_COPY + 1] = buf[m++];
+      for (int k = 0; k < nhist; k++) shadow[i][SH_HIST + k] = buf[m++];
+    }
   } else {
     for (int i = first; i < last; i++) {
       npartner[i] = static_cast<int>(buf[m++]);

@@ -31,6 +31,7 @@ class FixGNNRollout : public Fix {
   void setup(int) override;
   void post_neighbor() override;
   void initial_integrate(int) override;
+  void end_of_step() override;
   void reset_dt() override {}
   double compute_vector(int) override;
   double memory_usage() override;
@@ -51,9 +52,11 @@ class FixGNNRollout : public Fix {
   void unpack_reverse_comm(int, int *, double *) override;
 
  private:
-  enum { LEAP };
+  enum { LEAP, SHADOW };
   enum { INIT_VELOCITY, INIT_FILE };
-  enum { COMM_HISTORY, COMM_PARTNERS };
+  enum { COMM_HISTORY, COMM_PARTNERS, COMM_SHADOW };
+  // columns of the per-atom shadow array
+  enum { SH_PREV = 0, SH_PRED = 2, SH_COPY = 4, SH_HIST = 6 };
 
   std::unique_ptr<LMPGNN::GNNModel> model;
   std::string model_file, init_file, device;
@@ -67,6 +70,11 @@ class FixGNNRollout : public Fix {
   // per-atom state (follows atoms through exchange and restart)
   double **hist;      // [nmax][2h] v(t), v(t-1), ... newest first, distance per learned step
   double **accel;     // [nmax][2] last acceleration, distance per learned step^2
+  // shadow mode, per atom: last true snapshot R (unwrapped), one-step prediction of the next
+  // snapshot, learned copy position (unwrapped), learned copy history [2h]
+  double **shadow;
+  int nshadow;        // columns of shadow: 6 + 2h in shadow mode, 0 in leap mode
+  int every;          // MD steps between snapshots (shadow mode)
   // per-atom bond partners of group atoms, rebuilt after every neighbor list build
   int maxpartner;
   int *npartner;
@@ -91,6 +99,15 @@ class FixGNNRollout : public Fix {
   double last_eps, last_model_ms, last_step_ms, sum_model_ms;
   bigint nmodel_calls;
 
+  // shadow mode state (restart-persistent)
+  bigint nsnap;                  // snapshots recorded
+  int copy_started, have_prediction;
+  double lcopy[2];               // box lengths of the learned copy
+  double ccopy[2];               // box centre of the learned copy
+  double l0[2], sum0[2];         // box and sum |r_i - centre| of snapshot 0 (nu_est reference)
+  double mse_one, mse_roll, nu_true, nu_learned;
+  bigint ngroup;
+
   void load_model();
   void build_partners();
   void build_graph();
@@ -98,6 +115,9 @@ class FixGNNRollout : public Fix {
   void init_history();
   void read_history_file();
   void leap_step();
+  void shadow_snapshot();
+  void model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2]);
+  double nu_est(const double sums[2]) const;
   void change_box(double eps);
   void add_partner(int, tagint, double);
 };

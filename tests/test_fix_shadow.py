@@ -1,0 +1,95 @@
+"""fix gnn/rollout mode shadow: true MD integrates (fix nve), the fix records a snapshot every
+`every` MD steps, predicts the next snapshot from the true history (one-step MSE) and runs a
+free-running learned copy (rollout MSE, nu_est of truth and copy). Everything is recomputed here
+from a dump of the same snapshots with lmp_gnn.features and lmp_gnn.rollout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures.lammps_run import run_in_process
+from fixtures.lattice import deck_header, triangular_network
+from fixtures.make_models import DEFAULT_METADATA, make_models
+from lmp_gnn import features
+from lmp_gnn.rollout import rollout
+
+EVERY = 10
+SNAPS = 12          # snapshots 0 .. SNAPS-1
+DELTA_L = float(DEFAULT_METADATA["delta_l"])
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return make_models(tmp_path_factory.mktemp("models"))
+
+
+def read_dump(path, n_atoms):
+    """[T, N, 2] unwrapped positions (xu yu, sorted by id) and [T, 2] box lengths of a text dump."""
+    lines = path.read_text().splitlines()
+    pos, box = [], []
+    k = 0
+    while k < len(lines):
+        assert lines[k].startswith("ITEM: TIMESTEP")
+        lo_hi = [list(map(float, lines[k + 5 + d].split())) for d in range(2)]
+        box.append([hi - lo for lo, hi in lo_hi])
+        rows = np.array([list(map(float, ln.split())) for ln in lines[k + 9: k + 9 + n_atoms]])
+        pos.append(rows[np.argsort(rows[:, 0])][:, 1:3])
+        k += 9 + n_atoms
+    return np.array(pos), np.array(box)
+
+
+def nu_est(r, box, r0, box0):
+    """The paper's estimator from positions wrapped about the box centre (0 here)."""
+    def sums(p, L):
+        w = p - L * np.round(p / L)
+        return np.abs(w).sum(axis=0)
+    s, s0 = sums(r, box), sums(r0, box0)
+    D = box0 * s / s0 - box0
+    return -D[1] / D[0]
+
+
+@pytest.mark.parametrize("name,h", [("spring", 2), ("spring_h3", 3)])
+def test_shadow_scores_equal_python(models, tmp_path, name, h):
+    net = triangular_network(8, 8, seed=5)
+    data = net.write_lammps_data(tmp_path / "net.data")
+    dump = tmp_path / "snap.dump"
+    lmp = run_in_process(deck_header(data) + f"""
+velocity all create 1e-4 4 loop geom
+fix md all nve
+fix sh all gnn/rollout {models[name]} mode shadow every {EVERY}
+dump d all custom {EVERY} {dump} id xu yu
+dump_modify d format float %.17g sort id
+run {EVERY * (SNAPS - 1)}
+""")
+    values = [lmp.extract_fix("sh", 0, 1, k) for k in range(11)]
+    lmp.close()
+    R, L = read_dump(dump, net.n_nodes)
+    assert R.shape[0] == SNAPS
+    model = torch.jit.load(str(models[name]))
+    ei = features.edge_index_from_bonds(torch.as_tensor(net.bonds))
+    rest = torch.as_tensor(np.concatenate([net.rest_length, net.rest_length]))
+    Rt = torch.as_tensor(R)
+
+    # one-step prediction of the last snapshot from the truth one snapshot before
+    t = SNAPS - 2
+    V = features.velocity_history(Rt, t, h)
+    a = model(features.node_features(V), ei, features.edge_features(Rt[t], torch.as_tensor(L[t]), ei, rest))
+    pred = R[t] + V[0].numpy() + a.detach().numpy()
+    mse_one = np.mean((R[t + 1] - pred) ** 2)
+
+    # the learned copy starts from the truth at snapshot h
+    ref = rollout(model, {"positions": R[: h + 1], "box": L[: h + 1], "bonds": net.bonds,
+                          "rest_length": net.rest_length}, start=h, n_steps=SNAPS - 1 - h, history=h,
+                  delta_l=DELTA_L)
+    mse_roll = np.mean((ref.positions[-1] - R[-1]) ** 2)
+
+    assert values[0] == SNAPS - 1 - h + 1          # learned steps: one per snapshot from s = h on
+    assert values[10] == SNAPS
+    assert mse_one > 0 and mse_roll > mse_one
+    assert values[6] == pytest.approx(mse_one, rel=1e-8)
+    assert values[7] == pytest.approx(mse_roll, rel=1e-8)
+    assert values[8] == pytest.approx(nu_est(R[-1], L[-1], R[0], L[0]), rel=1e-8)
+    assert values[9] == pytest.approx(nu_est(ref.positions[-1], ref.box[-1], R[0], L[0]), rel=1e-8)

@@ -37,7 +37,7 @@ from lmp_gnn.network import Network
 #: A Hessian eigenvalue below this fraction of the largest one counts as a zero mode.
 ZERO_MODE_RTOL = 1e-10
 #: Above this many degrees of freedom the zero-mode count uses sparse shift-invert Lanczos.
-DENSE_EIG_MAX_DOF = 4000
+DENSE_EIG_MAX_DOF = 2000
 
 
 class FloppyNetworkError(ValueError):
@@ -168,24 +168,30 @@ def hessian(net: Network) -> sp.csr_matrix:
     return _assemble(net)[0]
 
 
-def count_zero_modes(H: sp.spmatrix, rtol: float = ZERO_MODE_RTOL) -> tuple[int, float, float]:
+def count_zero_modes(H: sp.spmatrix, rtol: float = ZERO_MODE_RTOL, method: str = "auto") -> tuple[int, float, float]:
     """Number of eigenvalues of H below rtol·λ_max; also (λ_max, smallest eigenvalue above that).
 
-    Dense for up to DENSE_EIG_MAX_DOF degrees of freedom, sparse shift-invert Lanczos otherwise
-    (which counts at most 12 zero modes).
+    Args:
+        H: [n, n] symmetric positive semi-definite sparse matrix.
+        rtol: relative threshold of a zero eigenvalue.
+        method: "dense" (all eigenvalues), "sparse" (the 14 lowest by shift-invert Lanczos
+            about a small negative shift; counts at most 14 zero modes), or "auto": dense up to
+            DENSE_EIG_MAX_DOF degrees of freedom, sparse above.
     """
     ndof = H.shape[0]
-    if ndof <= DENSE_EIG_MAX_DOF:
+    if method not in ("auto", "dense", "sparse"):
+        raise ValueError(f"expected method 'auto', 'dense' or 'sparse', got {method!r}")
+    if method == "dense" or (method == "auto" and ndof <= DENSE_EIG_MAX_DOF):
         w = scipy.linalg.eigvalsh(H.toarray())
         lam_max = float(w[-1])
         thresh = rtol * lam_max
         nz = int(np.sum(w < thresh))
         soft = float(w[nz]) if nz < ndof else float("nan")
         return nz, lam_max, soft
-    lam_max = float(spla.eigsh(H, k=1, which="LA", return_eigenvectors=False, v0=np.ones(ndof))[0])
+    v0 = np.random.default_rng(0).standard_normal(ndof)  # deterministic; not a translation (H v = 0)
+    lam_max = float(spla.eigsh(H, k=1, which="LA", return_eigenvectors=False, v0=v0)[0])
     shift = 1e-6 * lam_max
-    w = spla.eigsh(H.tocsc(), k=min(14, ndof - 2), sigma=-shift, which="LM", return_eigenvectors=False,
-                   v0=np.ones(ndof))
+    w = spla.eigsh(H.tocsc(), k=min(14, ndof - 2), sigma=-shift, which="LM", return_eigenvectors=False, v0=v0)
     w = np.sort(w)
     thresh = rtol * lam_max
     nz = int(np.sum(w < thresh))

@@ -54,3 +54,24 @@ def test_ranks_agree(models, workdir, model, nprocs):
     # other ranks sum the messages in another order: last-bit differences only
     np.testing.assert_allclose(box, ref_box, rtol=0, atol=1e-12)
     np.testing.assert_allclose(pos[:, 1:], ref_pos[:, 1:], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("nprocs", [2])
+def test_shadow_ranks_agree(models, workdir, nprocs):
+    """Shadow scores (one-step MSE, rollout MSE, both nu_est) do not depend on the number of ranks."""
+    def scores(n):
+        deck = deck_header("net.data") + f"""velocity all create 1e-4 4 loop geom
+fix md all nve
+fix sh all gnn/rollout {models['spring2']} mode shadow every 10
+run 150
+print "SCORES $(f_sh[1]) $(f_sh[7]:%.17g) $(f_sh[8]:%.17g) $(f_sh[9]:%.17g) $(f_sh[10]:%.17g) $(f_sh[11])"
+"""
+        out = run_lmp(deck, workdir, nprocs=n)
+        text = out.stdout + out.stderr
+        assert out.returncode == 0, text[-3000:]
+        line = [ln for ln in text.splitlines() if ln.startswith("SCORES ")][0]
+        return np.array([float(v) for v in line.split()[1:]])
+
+    ref, got = scores(1), scores(nprocs)
+    assert ref[0] == 14 and ref[5] == 16 and ref[1] > 0 and ref[2] > 0
+    np.testing.assert_allclose(got, ref, rtol=1e-9)

@@ -93,3 +93,22 @@ run {EVERY * (SNAPS - 1)}
     assert values[7] == pytest.approx(mse_roll, rel=1e-8)
     assert values[8] == pytest.approx(nu_est(R[-1], L[-1], R[0], L[0]), rel=1e-8)
     assert values[9] == pytest.approx(nu_est(ref.positions[-1], ref.box[-1], R[0], L[0]), rel=1e-8)
+
+
+def test_shadow_restart_equals_continuous_run(models, tmp_path):
+    """run 60 + write_restart, read_restart + run 60 == run 120 (snapshots, copy and box restored)."""
+    data = triangular_network(8, 8, seed=6).write_lammps_data(tmp_path / "net.data")
+    fixes = f"""fix md all nve
+fix sh all gnn/rollout {models['spring']} mode shadow every {EVERY}
+"""
+    full = run_in_process(deck_header(data) + "velocity all create 1e-4 4 loop geom\n" + fixes + "run 120\n")
+    first = run_in_process(deck_header(data) + "velocity all create 1e-4 4 loop geom\n" + fixes +
+                           f"run 60\nwrite_restart {tmp_path / 'half.restart'}\n")
+    first.close()
+    second = run_in_process(f"read_restart {tmp_path / 'half.restart'}\ncomm_modify cutoff 3.0\n" + fixes + "run 60\n")
+    a = [full.extract_fix("sh", 0, 1, k) for k in (0, 6, 7, 8, 9, 10)]
+    b = [second.extract_fix("sh", 0, 1, k) for k in (0, 6, 7, 8, 9, 10)]
+    assert a[0] == 11 and a[5] == 13
+    np.testing.assert_allclose(b, a, rtol=1e-10)
+    full.close()
+    second.close()

@@ -25,3 +25,20 @@ def test_leap_example_runs(tmp_path):
     assert m, text[-3000:]
     assert m.group(1) == "200" and float(m.group(2)) == 0.025     # 200 × 0.002 on Lx = 16
     assert (work / "leap.dump").stat().st_size > 0
+
+
+def test_shadow_example_runs(tmp_path):
+    root = Path(__file__).resolve().parents[1] / "examples"
+    for name in ("leap", "shadow"):
+        shutil.copytree(root / name, tmp_path / name,
+                        ignore=shutil.ignore_patterns("*.pt", "*.data", "log.*", "*.dump"))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+               OMP_NUM_THREADS="1")
+    out = subprocess.run([str(Path(sys.executable).parent / "lmp"), "-in", "in.shadow"],
+                         cwd=tmp_path / "shadow", env=env, capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    m = re.search(r"snapshots (\d+): one-step MSE ([0-9.e+-]+), rollout MSE ([0-9.e+-]+)", text)
+    assert m, text[-3000:]
+    assert m.group(1) == "21"
+    assert 0 < float(m.group(2)) < float(m.group(3))

@@ -49,6 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="networks (spread over nu_linear) to draw ν vs strain, overlay and node plots for (default 3)")
     parser.add_argument("--history", type=int, default=None, help="h for MODEL `zero` (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--engine", choices=("python", "lammps"), default="python",
+                        help="who takes the learned steps: the Python reference rollout (default) or "
+                             "fix gnn/rollout inside LAMMPS (lmp_gnn.lammps_rollout; exported models only)")
 
 
 def find_trajectories(entries: list[Path], split: str) -> list[Path]:
@@ -165,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lmp_gnn import analysis, plots
     from lmp_gnn.commands.rollout import load_spec, trajectory_delta_l
+    from lmp_gnn.lammps_rollout import lammps_rollout
     from lmp_gnn.rollout import RolloutError, rollout, zero_acceleration_model
     from lmp_gnn.trajectory import load_trajectory
 
@@ -174,6 +178,9 @@ def run(args: argparse.Namespace) -> int:
         files = find_trajectories(args.data, args.split)
     except (ValueError, OSError) as exc:
         print(f"lmp-gnn evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    if args.engine == "lammps" and args.model == "zero":
+        print("lmp-gnn evaluate: error: --engine lammps needs an exported model file, got `zero`", file=sys.stderr)
         return 2
     if args.max_networks is not None:
         files = files[: args.max_networks]
@@ -203,7 +210,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{path}: expected more than {start + 1} snapshots to roll out from {start}, "
                              f"got {traj.n_snapshots}")
         try:
-            learned = rollout(spec.model, traj, start, n_steps, spec.history, delta_l, spec.dtype)
+            if args.engine == "lammps":
+                learned = lammps_rollout(args.model, traj, start, n_steps, spec.history, threads=args.threads)
+            else:
+                learned = rollout(spec.model, traj, start, n_steps, spec.history, delta_l, spec.dtype)
         except RolloutError as exc:      # a learned rollout that blows up is a result, not a crash
             failed.append({"name": path.stem, "source": str(path), "error": str(exc)})
             tqdm.write(f"{path.stem}: learned rollout failed: {exc}", file=sys.stderr)
@@ -239,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     written += [out / "mse_vs_step.png", out / "parity.png"]
 
     meta = {k: v for k, v in spec.metadata.items() if k != "hparams"}
-    report = {"model": spec.label, "model_metadata": meta, "start": start,
+    report = {"model": spec.label, "engine": args.engine, "model_metadata": meta, "start": start,
               "settings": {"mse_steps": args.mse_steps, "nu_steps": args.nu_steps, "strains": args.strains},
               "model_ms_per_step_mean": float(np.mean(model_ms)), "wall_time_s": time.perf_counter() - t0,
               "aggregate": agg, "networks": [_scalars(r) for r in results], "failed": failed}

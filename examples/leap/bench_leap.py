@@ -1,5 +1,6 @@
 """Time fix gnn/rollout (C++, libtorch) against the Python reference rollout (lmp_gnn.rollout) on
 the same model and network, in one run, and print ms per learned step and their ratio.
+"fix own ms" is the last learned step minus its model call: features, update, box, communication.
 
 Model: the paper-size GNNSimulator (lmp_gnn.model defaults: k = 1, h = 3, width 128), untrained,
 scripted by lmp_gnn.export.script_model in float32 with full metadata; its random output is scaled
@@ -54,7 +55,8 @@ def main(sizes: list[int]) -> None:
         tmp = Path(tmp)
         scripted = torch.jit.script(Quiet(script_model(model, "float32")))
         torch.jit.save(scripted, str(tmp / "gnn.pt"), _extra_files={k: v.encode() for k, v in meta.items()})
-        print(f"{'N':>7} {'fix ms/step':>12} {'model ms':>9} {'python ms/step':>15} {'python/fix':>10}")
+        print(f"{'N':>7} {'fix ms/step':>12} {'model ms':>9} {'fix own ms':>10} {'python ms/step':>15} "
+              f"{'python/fix':>10}")
         for n in sizes:
             net = lattice(n)
             net.write_lammps_data(tmp / "net.data")
@@ -72,7 +74,7 @@ fix g all gnn/rollout gnn.pt box no threads 1
 thermo_style custom step f_g[3]
 run 5
 run {STEPS}
-print "MODELMS $(f_g[3])"
+print "MODELMS $(f_g[3]) OVERHEAD $(f_g[4]-f_g[2])"
 """
             (tmp / "in.bench").write_text(deck)
             out = subprocess.run([str(lmp), "-in", "in.bench", "-log", "none", "-nocite"], cwd=tmp,
@@ -81,7 +83,8 @@ print "MODELMS $(f_g[3])"
             if out.returncode:
                 sys.exit(text[-3000:])
             loop = float(re.findall(r"Loop time of ([0-9.eE+-]+) on", text)[-1])
-            model_ms = float(re.search(r"MODELMS ([0-9.eE+-]+)", text).group(1))
+            m = re.search(r"MODELMS ([0-9.eE+-]+) OVERHEAD ([0-9.eE+-]+)", text)
+            model_ms, overhead_ms = float(m.group(1)), float(m.group(2))
             fix_ms = 1000.0 * loop / STEPS
             h = model.history
             snaps = np.stack([net.positions] * (h + 1))
@@ -91,7 +94,8 @@ print "MODELMS $(f_g[3])"
             t0 = time.perf_counter()
             rollout(scripted, arrays, start=h, n_steps=STEPS, history=h, delta_l=0.0, dtype=torch.float32)
             py_ms = 1000.0 * (time.perf_counter() - t0) / STEPS
-            print(f"{n * n:>7} {fix_ms:>12.3f} {model_ms:>9.3f} {py_ms:>15.3f} {py_ms / fix_ms:>10.2f}")
+            print(f"{n * n:>7} {fix_ms:>12.3f} {model_ms:>9.3f} {overhead_ms:>10.3f} {py_ms:>15.3f} "
+                  f"{py_ms / fix_ms:>10.2f}")
 
 
 if __name__ == "__main__":

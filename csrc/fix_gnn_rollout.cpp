@@ -45,7 +45,7 @@ using namespace LAMMPS_NS;
 using namespace FixConst;
 
 static const char *BACKEND_LIBRARY = "libgnn_torch.so";
-static constexpr int NRESTART = 20;    // values of the global restart state
+static constexpr int NRESTART = 21;    // values of the global restart state
 
 // where this plugin was loaded from: the TorchScript backend library sits next to it
 static std::string plugin_directory()
@@ -64,7 +64,7 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
     hist(nullptr), accel(nullptr), shadow(nullptr), nshadow(0), every(0), maxpartner(0), npartner(nullptr), partner_tag(nullptr),
     partner_rest(nullptr), partner_overflow(0), commmode(COMM_HISTORY), nown(0),
     nedges_all(0), max_bond_length(0.0), hist_ready(0), nsteps_taken(0), last_eps(0.0),
-    last_model_ms(0.0), last_step_ms(0.0), sum_model_ms(0.0), nmodel_calls(0), nsnap(0),
+    last_model_ms(0.0), last_step_ms(0.0), sum_model_ms(0.0), nmodel_calls(0), nsnap(0), last_snap_step(-1),
     copy_started(0), have_prediction(0), lcopy{0.0, 0.0}, ccopy{0.0, 0.0}, l0{0.0, 0.0},
     sum0{0.0, 0.0}, mse_one(0.0), mse_roll(0.0), nu_true(0.0), nu_learned(0.0), ngroup(0)
 {
@@ -91,6 +91,11 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
       if (strcmp(arg[iarg + 1], "velocity") == 0) {
         init_style = INIT_VELOCITY;
         iarg += 2;
+      } else if (strcmp(arg[iarg + 1], "fix") == 0) {
+        if (iarg + 3 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout init fix", error);
+        init_style = INIT_FIX;
+        init_fix = arg[iarg + 2];
+        iarg += 3;
       } else if (strcmp(arg[iarg + 1], "file") == 0) {
         if (iarg + 3 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout init file", error);
         init_style = INIT_FILE;
@@ -98,7 +103,8 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
         iarg += 3;
       } else {
         error->all(FLERR, iarg + 1,
-                   "Unknown fix gnn/rollout init style {}: expected velocity or file", arg[iarg + 1]);
+                   "Unknown fix gnn/rollout init style {}: expected velocity, file or fix",
+                   arg[iarg + 1]);
       }
     } else if (strcmp(arg[iarg], "mdsteps") == 0) {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout mdsteps", error);
@@ -187,6 +193,11 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
     for (int k = 0; k < nhist; k++) hist[i][k] = 0.0;
     accel[i][0] = accel[i][1] = 0.0;
     for (int k = 0; k < nshadow; k++) shadow[i][k] = 0.0;
+  }
+  // taken now, so that the shadow fix may be unfixed before the next run
+  if (init_style == INIT_FIX) {
+    copy_history_from_fix();
+    hist_ready = 1;
   }
 
   if (comm->me == 0)
@@ -497,6 +508,8 @@ void FixGNNRollout::init_history()
   const int *mask = atom->mask;
   if (init_style == INIT_FILE) {
     read_history_file();
+  } else if (init_style == INIT_FIX) {
+    copy_history_from_fix();    // (normally done at creation)
   } else {
     double **v = atom->v;
     const double scale = update->dt * mdsteps;
@@ -508,6 +521,39 @@ void FixGNNRollout::init_history()
         }
   }
   hist_ready = 1;
+}
+
+/* ----------------------------------------------------------------------
+   histories from the true snapshots of a fix gnn/rollout in mode shadow whose
+   last snapshot is the current step (MD -> learned switch without a jump)
+------------------------------------------------------------------------- */
+
+void FixGNNRollout::copy_history_from_fix()
+{
+  auto *src = dynamic_cast<FixGNNRollout *>(modify->get_fix_by_id(init_fix));
+  if (!src || src->mode != SHADOW)
+    error->all(FLERR, "Fix gnn/rollout init fix {}: expected the ID of a fix gnn/rollout in mode shadow",
+               init_fix);
+  if (src->history != history)
+    error->all(FLERR, "Fix gnn/rollout init fix {}: it keeps {} velocities, this model takes {}",
+               init_fix, src->history, history);
+  if (src->nsnap <= history)
+    error->all(FLERR, "Fix gnn/rollout init fix {}: it has recorded {} snapshot(s), {} are needed "
+               "for {} velocities", init_fix, src->nsnap, history + 1, history);
+  if (src->last_snap_step != update->ntimestep)
+    error->all(FLERR, "Fix gnn/rollout init fix {}: its last snapshot is from step {}, not the "
+               "current step {}; end the MD run on a multiple of its every ({})",
+               init_fix, src->last_snap_step, update->ntimestep, src->every);
+  bigint missing = 0, all = 0;
+  for (int i = 0; i < atom->nlocal; i++)
+    if ((atom->mask[i] & groupbit) && !(atom->mask[i] & src->groupbit)) missing++;
+  MPI_Allreduce(&missing, &all, 1, MPI_LMP_BIGINT, MPI_SUM, world);
+  if (all)
+    error->all(FLERR, "Fix gnn/rollout init fix {}: {} atoms of group {} are not in its group",
+               init_fix, all, group->names[igroup]);
+  for (int i = 0; i < atom->nlocal; i++)
+    if (atom->mask[i] & groupbit)
+      for (int k = 0; k < nhist; k++) hist[i][k] = src->hist[i][k];
 }
 
 void FixGNNRollout::read_history_file()
@@ -726,6 +772,7 @@ void FixGNNRollout::shadow_snapshot()
   }
   MPI_Allreduce(MPI_IN_PLACE, sums, 6, MPI_DOUBLE, MPI_SUM, world);
   nsnap++;
+  last_snap_step = update->ntimestep;
   if (s == 0) {
     for (int d = 0; d < 2; d++) {
       l0[d] = prd[d];
@@ -915,7 +962,8 @@ void FixGNNRollout::write_restart(FILE *fp)
                              (double) hist_ready, (double) mode, (double) nsnap,
                              (double) copy_started, (double) have_prediction,
                              lcopy[0], lcopy[1], ccopy[0], ccopy[1], l0[0], l0[1],
-                             sum0[0], sum0[1], mse_one, mse_roll, nu_true, nu_learned};
+                             sum0[0], sum0[1], mse_one, mse_roll, nu_true, nu_learned,
+                             (double) last_snap_step};
     int size = NRESTART * sizeof(double);
     fwrite(&size, sizeof(int), 1, fp);
     fwrite(list, sizeof(double), NRESTART, fp);
@@ -948,6 +996,7 @@ void FixGNNRollout::restart(char *buf)
   mse_roll = list[17];
   nu_true = list[18];
   nu_learned = list[19];
+  last_snap_step = (bigint) list[20];
 }
 
 /* ----------------------------------------------------------------------

@@ -53,13 +53,13 @@ class FixGNNRollout : public Fix {
 
  private:
   enum { LEAP, SHADOW };
-  enum { INIT_VELOCITY, INIT_FILE };
+  enum { INIT_VELOCITY, INIT_FILE, INIT_FIX };
   enum { COMM_HISTORY, COMM_PARTNERS, COMM_SHADOW };
   // columns of the per-atom shadow array
   enum { SH_PREV = 0, SH_PRED = 2, SH_COPY = 4, SH_HIST = 6 };
 
   std::unique_ptr<LMPGNN::GNNModel> model;
-  std::string model_file, init_file, device;
+  std::string model_file, init_file, init_fix, device;
   int mode, init_style, nthreads, driven, freeaxis, boxflag;
   int history;               // h, velocities per atom
   int nhist;                 // 2h values per atom
@@ -101,6 +101,7 @@ class FixGNNRollout : public Fix {
 
   // shadow mode state (restart-persistent)
   bigint nsnap;                  // snapshots recorded
+  bigint last_snap_step;         // time step of the last snapshot
   int copy_started, have_prediction;
   double lcopy[2];               // box lengths of the learned copy
   double ccopy[2];               // box centre of the learned copy
@@ -114,6 +115,7 @@ class FixGNNRollout : public Fix {
   void check_halo();
   void init_history();
   void read_history_file();
+  void copy_history_from_fix();
   void leap_step();
   void shadow_snapshot();
   void model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2]);

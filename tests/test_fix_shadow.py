@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures.lammps_run import run_in_process
+from fixtures.lammps_run import read_dump, run_in_process
 from fixtures.lattice import deck_header, triangular_network
 from fixtures.make_models import DEFAULT_METADATA, make_models
 from lmp_gnn import features
@@ -24,21 +24,6 @@ DELTA_L = float(DEFAULT_METADATA["delta_l"])
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     return make_models(tmp_path_factory.mktemp("models"))
-
-
-def read_dump(path, n_atoms):
-    """[T, N, 2] unwrapped positions (xu yu, sorted by id) and [T, 2] box lengths of a text dump."""
-    lines = path.read_text().splitlines()
-    pos, box = [], []
-    k = 0
-    while k < len(lines):
-        assert lines[k].startswith("ITEM: TIMESTEP")
-        lo_hi = [list(map(float, lines[k + 5 + d].split())) for d in range(2)]
-        box.append([hi - lo for lo, hi in lo_hi])
-        rows = np.array([list(map(float, ln.split())) for ln in lines[k + 9: k + 9 + n_atoms]])
-        pos.append(rows[np.argsort(rows[:, 0])][:, 1:3])
-        k += 9 + n_atoms
-    return np.array(pos), np.array(box)
 
 
 def nu_est(r, box, r0, box0):

@@ -85,3 +85,70 @@ def test_joint_tuned_network_shows_its_target_in_md():
     t = int(round(0.005 * traj.box[0, 0] / 2e-3))
     assert abs(box_poisson(traj, 0.005) - target) < 0.03
     assert abs(estimator_poisson(traj, t) - target) < 0.03
+
+
+def _relaxed_copy(net: Network, positions: np.ndarray) -> Network:
+    """The network with nodes moved and every bond at rest in the new geometry (K = 1/l_r)."""
+    moved = Network(positions, net.box, net.bonds, net.rest_length)
+    l = moved.bond_lengths()
+    return Network(positions, net.box, net.bonds, l, 1.0 / l)
+
+
+def test_position_gradient_matches_finite_differences():
+    """The torch linear response used by tune_positions is differentiated exactly: compare with
+    central differences of the independent scipy path (elastic_constants, uniaxial_response)."""
+    import torch
+
+    from lmp_gnn.tuning import _torch_ratios
+
+    net = jammed_network(48, seed=9)
+    pos = torch.tensor(net.positions, requires_grad=True)
+    values = _torch_ratios(net, "joint")(pos)
+    ref = uniaxial_response(net, "x")
+    for v, key in zip(values, ("nu", "nu_box", "nu_est")):
+        assert float(v.detach()) == pytest.approx(ref[key], abs=1e-12)
+    h = 1e-6
+    for which, v in enumerate(values):
+        (grad,) = torch.autograd.grad(v, pos, retain_graph=True)
+        for node, axis in ((0, 0), (5, 1), (17, 0), (30, 1)):
+            plus = uniaxial_response(_relaxed_copy(net, _shift(net.positions, node, axis, h)), "x")
+            minus = uniaxial_response(_relaxed_copy(net, _shift(net.positions, node, axis, -h)), "x")
+            key = ("nu", "nu_box", "nu_est")[which]
+            fd = (plus[key] - minus[key]) / (2 * h)
+            assert float(grad[node, axis]) == pytest.approx(fd, rel=1e-5, abs=1e-7), (key, node, axis)
+
+
+def _shift(positions: np.ndarray, node: int, axis: int, h: float) -> np.ndarray:
+    p = positions.copy()
+    p[node, axis] += h
+    return p
+
+
+@pytest.mark.parametrize("objective", ["nu", "joint"])
+def test_tune_positions_reaches_a_target(net, objective):
+    from lmp_gnn.tuning import tune_positions
+
+    target = -0.3
+    tuned, report = tune_positions(net, target, tol=0.01, objective=objective)
+    ec = elastic_constants(tuned)
+    assert abs(ec.nu - target) < 0.01 and report["nu_final"] == pytest.approx(ec.nu, abs=1e-12)
+    if objective == "joint":
+        uni = uniaxial_response(tuned, "x")
+        assert abs(uni["nu_box"] - target) < 0.01 and abs(uni["nu_est"] - target) < 0.01
+    np.testing.assert_array_equal(tuned.bonds, net.bonds)  # same topology, nodes moved
+    np.testing.assert_allclose(tuned.rest_length, tuned.bond_lengths(), rtol=1e-12)  # unstressed
+    np.testing.assert_allclose(tuned.stiffness, 1.0 / tuned.rest_length, rtol=1e-15)
+    assert tuned.bond_lengths().mean() == pytest.approx(1.0, rel=1e-12)
+    assert 0 < report["max_displacement"] and report["iterations"] <= 50
+    assert report["nu_history"][0] == pytest.approx(elastic_constants(net).nu, abs=1e-12)
+
+
+def test_tune_positions_unreachable_raises_with_the_best_value(net):
+    from lmp_gnn.tuning import tune_positions
+
+    with pytest.raises(TargetNotReachedError) as info:
+        tune_positions(net, -0.6, tol=0.01, max_iter=3)
+    err = info.value
+    assert -0.59 < err.best_nu < elastic_constants(net).nu
+    assert elastic_constants(err.network).nu == pytest.approx(err.best_nu, abs=1e-12)
+    assert "after 3 iterations of node-position descent" in str(err)

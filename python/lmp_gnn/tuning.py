@@ -15,9 +15,20 @@ once and removes the one that brings ν closest to the target, keeping every nod
 and the elastic matrix positive definite; it stops within `tol` of the target, or raises
 `TargetNotReachedError` with the best ν reached when no removal gets closer.
 
-Only bond removal is implemented; the paper's node-position gradient descent with minimum
-distance/angle penalties (PAPER supplement §I.A.4) is not. The tuned network keeps all its
-nodes and positions; removed bonds simply disappear (rest lengths unchanged, still unstressed).
+The pruned network keeps all its nodes and positions; removed bonds simply disappear (rest
+lengths unchanged, still unstressed).
+
+`tune_positions` is the paper's alternative (PAPER supplement §I.A.4): keep every bond and move
+the nodes by clipped gradient descent on ν with minimum-distance and minimum-angle penalties;
+here the gradient is exact (linear response written in torch), not finite differences.
+
+Both take objective "nu" (the isotropic ν of DESIGN.md §3) or "joint": ν together with the two
+ratios an MD compression along x measures, the box ratio ν_box = C12/C22 and the paper's node
+estimator ν_est. On pruned auxetic networks these three can differ by 0.1–0.3 (DESIGN.md,
+"Facts"); "joint" keeps all three within tol of the target.
+
+Cost: both keep dense [2N, 2N] matrices: fine to N ≈ 1000 (tune_poisson: ~1 s at N = 300,
+~14 s at N = 1000, memory ~ 8·(4N² + 2MN) bytes).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import time
 
 import numpy as np
 import scipy.linalg
+from scipy.spatial import cKDTree
 
 from lmp_gnn.elastic import (FloppyNetworkError, bond_geometry, compatibility_matrix, elastic_matrix, strain_vectors,
                              uniaxial_response)
@@ -283,4 +295,253 @@ def _subnetwork(net: Network, keep_bonds: np.ndarray) -> Network:
                    net.stiffness[keep_bonds], net.node_type.copy(), dict(net.info))
 
 
-__all__ = ["tune_poisson", "TargetNotReachedError", "FloppyNetworkError", "NU_RANGE", "OBJECTIVES"]
+__all__ = ["tune_poisson", "tune_positions", "TargetNotReachedError", "FloppyNetworkError", "NU_RANGE", "OBJECTIVES"]
+
+
+# ---------------------------------------------------------------------------- node positions
+def tune_positions(net: Network, target_nu: float, tol: float = 0.01, *, objective: str = "nu",
+                   max_iter: int = 50, learning_rate: float = 4.0, clip: float = 0.01, r_min: float = 0.2,
+                   theta_min_deg: float = 15.0) -> tuple[Network, dict]:
+    """Tune ν by moving nodes: the paper's gradient descent (PAPER supplement §I.A.4).
+
+    Every iteration moves all nodes at once, r ← r - λ·clip(∂L/∂r, ±clip), with
+
+        L = s·ν (s = sign(ν - target), so ν moves towards the target from either side)
+            + 0.1 Σ_pairs H(r_min - r_ij)(r_ij - r_min)²          (any two nodes closer than r_min)
+            + 0.01 Σ_angles H(θ_min - θ)(θ - θ_min)⁶               (θ in degrees, every pair of
+                                                                   bonds at a node)
+
+    and then resets every bond's rest length to its new length (the network stays unstressed,
+    K = 1/l_r). Unlike the paper, λ halves whenever ν overshoots the target (the sign of ν - target
+    flips), which stops the fixed-step oscillation around the target seen with λ = 4. The gradient of ν is exact: the linear response is written in torch (float64)
+    and differentiated through, where the paper used finite differences of LAMMPS runs. With
+    objective "joint" the ν term is replaced by the largest-deviation term among ν, ν_box and
+    ν_est of a compression along x, each with its own sign. It stops when the tuned ratios are
+    within `tol` of the target or after `max_iter` iterations; finally lengths are rescaled to
+    mean bond length 1. The paper's degree unit for θ is an assumption (it does not say).
+
+    Args:
+        net: an unstressed, rigid network.
+        target_nu, tol, objective: as in `tune_poisson`.
+        max_iter: iteration limit (the paper: 50).
+        learning_rate: λ (the paper: 4).
+        clip: gradient clip per coordinate (the paper: 0.01), so nodes move ≤ λ·clip per step.
+        r_min: minimum node distance of the penalty (mean-bond-length units; the paper: 0.2).
+        theta_min_deg: minimum bond angle of the penalty (the paper: 15°).
+
+    Returns:
+        (tuned, report) as `tune_poisson`; report has nu_history, max_displacement (largest
+        node move from the start, in the final length unit), iterations, wall_time_s.
+
+    Raises:
+        TargetNotReachedError: not within tol after max_iter (carries the closest network).
+        FloppyNetworkError: `net` is floppy.
+    """
+    import torch
+
+    t0 = time.perf_counter()
+    if objective not in OBJECTIVES:
+        raise ValueError(f"expected objective in {OBJECTIVES}, got {objective!r}")
+    if not -1.0 < target_nu < 1.0:
+        raise ValueError(f"expected a target ν in (-1, 1) (the 2D stability range), got {target_nu}")
+    if not tol > 0 or max_iter < 0 or not learning_rate > 0 or not clip > 0:
+        raise ValueError(f"expected tol, learning_rate, clip > 0 and max_iter ≥ 0, got {tol}, {learning_rate}, "
+                         f"{clip}, {max_iter}")
+    _, l0 = bond_geometry(net)
+    strain_err = np.max(np.abs(l0 - net.rest_length) / net.rest_length)
+    if strain_err > 1e-9:
+        raise ValueError(f"expected an unstressed network (|l - l_r|/l_r ≤ 1e-9 for every bond), got max {strain_err:.3g}")
+    C0, _, _ = elastic_matrix(net)
+    nu0 = _nu(C0)
+    box = torch.tensor(net.box, dtype=torch.float64)
+    bi = torch.tensor(net.bonds[:, 0])
+    bj = torch.tensor(net.bonds[:, 1])
+    angle_pairs = _bond_pairs_at_nodes(net)  # [P, 3]: centre node, bond a, bond b
+    pa, pb = torch.tensor(angle_pairs[:, 1]), torch.tensor(angle_pairs[:, 2])
+    sign_a = torch.tensor(np.where(net.bonds[angle_pairs[:, 1], 0] == angle_pairs[:, 0], 1.0, -1.0))
+    sign_b = torch.tensor(np.where(net.bonds[angle_pairs[:, 2], 0] == angle_pairs[:, 0], 1.0, -1.0))
+    ratios = _torch_ratios(net, objective)
+
+    def penalties(pos_t):
+        p = pos_t.detach().numpy()
+        pw = p - net.box * np.floor(p / net.box)
+        pairs = cKDTree(pw % net.box, boxsize=net.box).query_pairs(r=r_min, output_type="ndarray")
+        pen = torch.zeros((), dtype=torch.float64)
+        if len(pairs):
+            dd = pos_t[pairs[:, 1]] - pos_t[pairs[:, 0]]
+            dd = dd - box * torch.round(dd / box)
+            rr = torch.linalg.norm(dd, dim=1)
+            pen = pen + 0.1 * torch.sum(torch.clamp(r_min - rr, min=0.0) ** 2)
+        if len(angle_pairs):
+            d = pos_t[bj] - pos_t[bi]
+            d = d - box * torch.round(d / box)
+            va, vb = d[pa] * sign_a[:, None], d[pb] * sign_b[:, None]  # both pointing away from the centre
+            cos = (va * vb).sum(dim=1) / (torch.linalg.norm(va, dim=1) * torch.linalg.norm(vb, dim=1))
+            theta = torch.rad2deg(torch.arccos(torch.clamp(cos, -1.0 + 1e-15, 1.0 - 1e-15)))
+            pen = pen + 0.01 * torch.sum(torch.clamp(theta_min_deg - theta, min=0.0) ** 6)
+        return pen
+
+    def devs(nu_, box_, est_):
+        vals = [nu_] if objective == "nu" else [nu_, box_, est_]
+        return [float(v.detach()) - target_nu for v in vals]
+
+    pos = torch.tensor(net.positions, dtype=torch.float64)
+    start = pos.clone()
+    history, best = [], None
+    it = 0
+    step = learning_rate
+    last_sign = None
+    while True:
+        pos.requires_grad_(True)
+        nu_t, box_t, est_t = ratios(pos)
+        dv = devs(nu_t, box_t, est_t)
+        dev = max(abs(x) for x in dv)
+        history.append(float(nu_t.detach()))
+        if best is None or dev < best[0]:
+            best = (dev, pos.detach().clone(), it)
+        if dev < tol or it >= max_iter:
+            break
+        terms = [nu_t] if objective == "nu" else [nu_t, box_t, est_t]
+        worst = int(np.argmax([abs(x) for x in dv]))
+        sign = np.sign(dv[worst])
+        if last_sign is not None and last_sign[0] == worst and last_sign[1] != sign:
+            step *= 0.5  # overshot the target: halve the step (the paper keeps λ fixed)
+        last_sign = (worst, sign)
+        loss = sign * terms[worst] + penalties(pos)
+        (grad,) = torch.autograd.grad(loss, pos)
+        with torch.no_grad():
+            pos = pos - step * torch.clamp(grad, -clip, clip)
+        it += 1
+
+    final = best[1].numpy()
+    moved = np.linalg.norm(_min_image(final - start.numpy(), net.box), axis=1).max()
+    d = _min_image(final[net.bonds[:, 1]] - final[net.bonds[:, 0]], net.box)
+    lengths = np.linalg.norm(d, axis=1)
+    scale = 1.0 / lengths.mean()
+    pos_f = final * scale
+    box_f = net.box * scale
+    pos_f = pos_f - box_f * np.round(pos_f / box_f)
+    rest = lengths * scale
+    tuned = Network(pos_f, box_f, net.bonds.copy(), rest, 1.0 / rest, net.node_type.copy(), dict(net.info))
+    C1, _, diag = elastic_matrix(tuned)
+    nu1 = _nu(C1)
+    uni1 = uniaxial_response(tuned, "x")
+    dev1 = max(abs(v - target_nu) for v in ([nu1] if objective == "nu" else [nu1, uni1["nu_box"], uni1["nu_est"]]))
+    report = {
+        "method": "node-position gradient descent (exact linear-response gradient, clipped)",
+        "objective": objective, "target": float(target_nu), "tol": float(tol),
+        "status": "reached" if dev1 < tol else f"not within tol after {max_iter} iterations",
+        "nu_initial": float(nu0), "nu_final": float(nu1), "uniaxial_x_final": uni1,
+        "iterations": int(best[2]), "nu_history": history[:best[2] + 1],
+        "max_displacement": float(moved * scale), "length_scale": float(scale),
+        "min_bond_length": float(rest.min()),
+        "lambda_min_nonzero_final": float(diag["lambda_min_nonzero"]),
+        "wall_time_s": time.perf_counter() - t0,
+    }
+    tuned.info["tuning"] = {k_: v for k_, v in report.items() if k_ != "nu_history"}
+    if not dev1 < tol:
+        raise TargetNotReachedError(
+            f"expected ν within {tol} of {target_nu} (objective {objective!r}), got best ν = {nu1:.4f} after "
+            f"{max_iter} iterations of node-position descent", float(target_nu), float(nu1), tuned, report)
+    return tuned, report
+
+
+def _torch_ratios(net: Network, objective: str):
+    """A differentiable map positions [N, 2] (torch float64) → (ν, ν_box, ν_est) of the network
+    with the same bonds, every bond at rest in the given geometry (l_r = l, K = 1/l).
+
+    ν_box and ν_est (compression along x) are None for objective "nu".
+    """
+    import torch
+
+    N, M = net.n_nodes, net.n_bonds
+    box = torch.tensor(net.box, dtype=torch.float64)
+    bi = torch.tensor(net.bonds[:, 0])
+    bj = torch.tensor(net.bonds[:, 1])
+    # flat indices of each bond's Hessian blocks (ii, jj, ij, ji; 2x2 each) and force blocks (i, j; 2x3)
+    di = torch.stack([2 * bi, 2 * bi + 1], dim=1)  # [M, 2]
+    dj = torch.stack([2 * bj, 2 * bj + 1], dim=1)
+    h_index = torch.stack([(r[:, :, None] * (2 * N) + c[:, None, :]) for r, c in ((di, di), (dj, dj), (di, dj), (dj, di))],
+                          dim=1).reshape(-1)
+    y_index = torch.stack([(r[:, :, None] * 3 + torch.arange(3)[None, None, :]) for r in (di, dj)], dim=1).reshape(-1)
+
+    def ratios(pos_t):
+        d = pos_t[bj] - pos_t[bi]
+        d = d - box * torch.round(d / box)
+        l = torch.linalg.norm(d, dim=1)
+        n = d / l[:, None]
+        k = 2.0 / l  # K = 1/l_r with l_r = l: every bond at rest in the current geometry
+        a = l[:, None] * torch.stack([n[:, 0] ** 2, n[:, 1] ** 2, n[:, 0] * n[:, 1]], dim=1)
+        # H = Σ_b k_b β_b β_bᵀ and Y = Σ_b k_b β_b a_bᵀ, scattered 2x2 / 2x3 blocks
+        knn = k[:, None, None] * n[:, :, None] * n[:, None, :]  # [M, 2, 2]
+        blocks = torch.stack([knn, knn, -knn, -knn], dim=1).reshape(-1)  # (ii, jj, ij, ji)
+        H = torch.zeros(4 * N * N, dtype=torch.float64).index_put((h_index,), blocks, accumulate=True)
+        H = H.reshape(2 * N, 2 * N)[2:, 2:]
+        kna = (k[:, None] * n)[:, :, None] * a[:, None, :]  # [M, 2, 3]
+        Y = torch.zeros(6 * N, dtype=torch.float64).index_put((y_index,), torch.stack([-kna, kna], dim=1).reshape(-1),
+                                                            accumulate=True)
+        Y = Y.reshape(2 * N, 3)[2:]
+        Z = _spd_solve(H, Y)  # G Y
+        S = (a * k[:, None]).T @ a - Y.T @ Z
+        S = 0.5 * (S + S.T)
+        c11a = 0.5 * (S[0, 0] + S[1, 1])
+        Bm, Gm = 0.5 * (c11a + S[0, 1]), 0.5 * (c11a - S[0, 1])
+        nu_ = (Bm - Gm) / (Bm + Gm)
+        if objective == "nu":
+            return nu_, None, None
+        ey = -S[1, 0] / S[1, 1]
+        e = torch.stack([torch.ones_like(ey), ey, torch.zeros_like(ey)])
+        u = torch.cat([torch.zeros(2, dtype=torch.float64), -(Z @ e)]).reshape(N, 2)
+        u = u - u.mean(dim=0)
+        r = pos_t - box * torch.round(pos_t / box)
+        sg = torch.sign(r).detach()
+        s = (sg * (r * e[:2] + u)).sum(dim=0) / torch.abs(r).sum(dim=0)
+        return nu_, -ey, -s[1] / s[0]
+
+    return ratios
+
+
+def _spd_solve(H, Y):
+    """Z = H⁻¹ Y for a symmetric positive-definite H, differentiable in H and Y (torch).
+
+    The backward pass reuses the Cholesky factor: Ȳ = H⁻¹ Z̄, H̄ = -Ȳ Zᵀ, O(n²) per right-hand
+    side instead of the O(n³) of differentiating through the factorisation.
+    """
+    import torch
+
+    class _Solve(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, H_, Y_):
+            cf = scipy.linalg.cho_factor(H_.detach().numpy())
+            Z_ = torch.from_numpy(scipy.linalg.cho_solve(cf, Y_.detach().numpy()))
+            ctx.cf = cf
+            ctx.save_for_backward(Z_)
+            return Z_
+
+        @staticmethod
+        def backward(ctx, gZ):
+            (Z_,) = ctx.saved_tensors
+            gY = torch.from_numpy(scipy.linalg.cho_solve(ctx.cf, gZ.numpy()))
+            return -gY @ Z_.T, gY
+
+    return _Solve.apply(H, Y)
+
+
+def _min_image(d: np.ndarray, box: np.ndarray) -> np.ndarray:
+    return d - box * np.round(d / box)
+
+
+def _bond_pairs_at_nodes(net: Network) -> np.ndarray:
+    """[P, 3] (node, bond a, bond b) for every pair of bonds a < b sharing that node."""
+    out = []
+    ends = np.concatenate([net.bonds[:, 0], net.bonds[:, 1]])
+    ids = np.concatenate([np.arange(net.n_bonds), np.arange(net.n_bonds)])
+    order = np.argsort(ends, kind="stable")
+    ends, ids = ends[order], ids[order]
+    starts = np.searchsorted(ends, np.arange(net.n_nodes + 1))
+    for v in range(net.n_nodes):
+        b = ids[starts[v]:starts[v + 1]]
+        for x in range(len(b)):
+            for y in range(x + 1, len(b)):
+                out.append((v, b[x], b[y]))
+    return np.array(out, dtype=np.int64).reshape(-1, 3)

@@ -8,6 +8,10 @@ Output directory layout (docs/formats.md, "Networks"):
                         generator and package versions, wall times
     ...
 
+Tuning is greedy bond pruning (--method prune, default) or the paper's node-position descent
+(--method positions), each by default with --objective joint: the isotropic ν, the box ν and the
+paper's estimator ν_est of a compression along x all within --tol of the target.
+
 Targets are spread evenly over [--nu-min, --nu-max] (network i of n gets
 nu_min + i (nu_max - nu_min)/(n - 1)). Network i's seed is derived from (--seed, i, attempt);
 a network that turns out floppy or misses its target is retried with the next attempt's seed
@@ -26,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULTS = dict(count=10, nodes=300, nu_min=-0.6, nu_max=0.4, seed=0, workers=1, tol=0.01, packing_fraction=0.95,
-                objective="joint", attempts=3)
+                objective="joint", method="prune", attempts=3)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +46,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objective", choices=("nu", "joint"), default=DEFAULTS["objective"],
                         help="nu: tune the isotropic ν of DESIGN.md §3 only; joint: also the box ν and the "
                              "paper's estimator ν_est of a compression along x (default %(default)s)")
+    parser.add_argument("--method", choices=("prune", "positions"), default=DEFAULTS["method"],
+                        help="prune: greedy bond removal (lmp_gnn.tuning.tune_poisson); positions: the paper's "
+                             "node-position gradient descent, all bonds kept (tune_positions) (default %(default)s)")
     parser.add_argument("--packing-fraction", type=float, default=DEFAULTS["packing_fraction"],
                         help="packing fraction of the jammed disks (default %(default)s)")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="base random seed (default %(default)s)")
@@ -97,7 +104,7 @@ def _existing(json_path: Path, data_path: Path, job: dict) -> dict | None:
         rec = json.loads(json_path.read_text())
     except (OSError, json.JSONDecodeError):
         return None  # unreadable: redo it
-    for key in ("target", "base_seed", "nodes", "objective", "tol", "packing_fraction"):
+    for key in ("target", "base_seed", "nodes", "objective", "method", "tol", "packing_fraction"):
         if key in rec and rec[key] != job[key]:
             raise ValueError(f"{json_path}: made with {key} = {rec[key]!r}, this run expects {job[key]!r}; "
                              f"use another --out directory or the original options")
@@ -114,7 +121,7 @@ def make_network(job: dict) -> dict:
     from lmp_gnn.elastic import FloppyNetworkError, elastic_constants, uniaxial_response
     from lmp_gnn.generate import GENERATOR_VERSION, JammingError, jammed_network
     from lmp_gnn.network import _atomic_write_text
-    from lmp_gnn.tuning import TargetNotReachedError, tune_poisson
+    from lmp_gnn.tuning import TargetNotReachedError, tune_poisson, tune_positions
 
     data_path, json_path = Path(job["data"]), Path(job["json"])
     errors = []
@@ -124,7 +131,8 @@ def make_network(job: dict) -> dict:
         try:
             net0 = jammed_network(job["nodes"], seed, job["packing_fraction"])
             t_gen = time.perf_counter() - t0
-            net, report = tune_poisson(net0, job["target"], job["tol"], objective=job["objective"])
+            tune = tune_poisson if job["method"] == "prune" else tune_positions
+            net, report = tune(net0, job["target"], job["tol"], objective=job["objective"])
         except (FloppyNetworkError, JammingError, TargetNotReachedError) as exc:
             errors.append(f"attempt {attempt} (seed {seed}): {type(exc).__name__}: {exc}")
             continue
@@ -139,6 +147,7 @@ def make_network(job: dict) -> dict:
             "nodes": job["nodes"],
             "packing_fraction": job["packing_fraction"],
             "objective": job["objective"],
+            "method": job["method"],
             "tol": job["tol"],
             "target": job["target"],
             "N": net.n_nodes,
@@ -195,7 +204,7 @@ def run(args) -> int:
     for i, target in enumerate(targets(args.count, args.nu_min, args.nu_max)):
         data_path, json_path = _paths(out, i, width)
         job = dict(index=i, target=float(target), base_seed=args.seed, nodes=args.nodes, tol=args.tol,
-                   objective=args.objective, packing_fraction=args.packing_fraction, attempts=args.attempts,
+                   objective=args.objective, method=args.method, packing_fraction=args.packing_fraction, attempts=args.attempts,
                    data=str(data_path), json=str(json_path))
         try:
             rec = _existing(json_path, data_path, job)

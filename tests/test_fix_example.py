@@ -42,3 +42,19 @@ def test_shadow_example_runs(tmp_path):
     assert m, text[-3000:]
     assert m.group(1) == "21"
     assert 0 < float(m.group(2)) < float(m.group(3))
+
+
+def test_interleave_example_runs(tmp_path):
+    root = Path(__file__).resolve().parents[1] / "examples"
+    for name in ("leap", "interleave"):
+        shutil.copytree(root / name, tmp_path / name,
+                        ignore=shutil.ignore_patterns("*.pt", "*.data", "log.*", "*.dump"))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+               OMP_NUM_THREADS="1")
+    out = subprocess.run([str(Path(sys.executable).parent / "lmp"), "-in", "in.interleave"],
+                         cwd=tmp_path / "interleave", env=env, capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    m = re.search(r"learned block: (\d+) steps, Lx ([0-9.]+)", text)
+    assert m and m.group(1) == "10" and m.group(2) == "15.9700", text[-3000:]
+    assert "interleave done" in text

@@ -176,9 +176,9 @@ def make_network(job: dict) -> dict:
 
 def histogram_text(values: np.ndarray, lo: float, hi: float, bins: int = 10, width: int = 40) -> str:
     """A text histogram of `values` over [lo, hi] (values outside go to the end bins)."""
-    values = np.clip(np.asarray(values, dtype=np.float64), lo, hi)
     if hi <= lo:
         lo, hi = lo - 0.05, hi + 0.05
+    values = np.clip(np.asarray(values, dtype=np.float64), lo, hi)
     counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
     top = max(int(counts.max()), 1)
     return "\n".join(f"  [{edges[b]:+.3f}, {edges[b + 1]:+.3f}) {counts[b]:4d} {'#' * int(round(width * counts[b] / top))}"
@@ -251,11 +251,11 @@ def run(args) -> int:
             tg = np.array([r["target"] for r in ok])
             print(f"compression along x: max |ν_box - target| {np.abs(box - tg).max():.4f}, "
                   f"max |ν_est - target| {np.abs(est - tg).max():.4f}")
-        new = [r for r in ok[skipped:]]
+        new = ok[skipped:]
         if new:
             tg = np.array([r["wall_time_s"]["generate"] for r in new])
             tt = np.array([r["wall_time_s"]["tune"] for r in new])
-            print(f"per new network: generation {tg.mean():.2f} s, tuning {tt.mean():.2f} s (mean, one worker)")
+            print(f"per new network: generation {tg.mean():.2f} s, tuning {tt.mean():.2f} s (mean per network, one core each)")
         print("ν histogram:")
         print(histogram_text(nus, min(args.nu_min, nus.min()), max(args.nu_max, nus.max())))
     for r in failed:

@@ -39,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=DEFAULTS["count"], help="number of networks (default %(default)s)")
     parser.add_argument("--nodes", type=int, default=DEFAULTS["nodes"],
                         help="disks per packing; the network keeps those with ≥ 3 contacts, "
-                             "typically 95–100 %% of them (default %(default)s)")
+                             "typically ≥ 99 %% of them at φ = 0.95 (default %(default)s)")
     parser.add_argument("--nu-min", type=float, default=DEFAULTS["nu_min"], help="lowest target ν (default %(default)s)")
     parser.add_argument("--nu-max", type=float, default=DEFAULTS["nu_max"], help="highest target ν (default %(default)s)")
     parser.add_argument("--tol", type=float, default=DEFAULTS["tol"], help="tolerance on ν (default %(default)s)")

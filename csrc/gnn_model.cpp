@@ -12,6 +12,7 @@
 
 #include "gnn_features.h"
 
+#include <torch/cuda.h>
 #include <torch/script.h>
 
 #include <ATen/Parallel.h>
@@ -141,6 +142,9 @@ namespace {
       } catch (std::exception &e) {
         throw ModelError("unknown torch device '" + device_name + "': " + torch_message(e));
       }
+      if (device_.is_cuda() && !torch::cuda::is_available())
+        throw ModelError("torch device " + device_name +
+                         " requested, but this libtorch has no CUDA support or sees no GPU");
       torch::jit::ExtraFilesMap extra;
       for (int k = 0; k < NUM_METADATA_KEYS; ++k) extra[METADATA_KEYS[k]] = "";
       try {

@@ -141,3 +141,14 @@ def _escape(s: str) -> str:
     import re
 
     return re.escape(s)
+
+
+def test_athermal_reference_matches_md(lattice, traj):
+    from lmp_gnn.md import athermal_box_poisson
+
+    strain = 1 - traj.box[-1, 0] / traj.box[0, 0]
+    nu0 = athermal_box_poisson(lattice, strain)
+    assert nu0 == pytest.approx(box_poisson(traj, strain), abs=1e-3)
+    assert nu0 == pytest.approx(1 / 3, abs=5e-3)
+    with pytest.raises(ValueError, match="expected 0 < strain < 0.5, got 0.6"):
+        athermal_box_poisson(lattice, 0.6)

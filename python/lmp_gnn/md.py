@@ -218,3 +218,39 @@ def _snapshot(lmp, n: int) -> tuple[np.ndarray, np.ndarray]:
     x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3)[:, :2]
     image = np.ctypeslib.as_array(lmp.gather_atoms("image", 0, 3)).reshape(n, 3)[:, :2]
     return x + image * length - 0.5 * (lo + hi), length
+
+
+def athermal_box_poisson(net: Network, strain: float, *, increments: int = 10, ftol: float = 1e-12) -> float:
+    """Box ν = -ε_y/ε_x of the athermal quasi-static (T = 0, infinitely slow) compression to `strain`.
+
+    The reference `compress` tends to as its rate goes to zero: x is compressed in `increments`
+    equal steps (affine remap), and after each step the energy is minimised with zero stress on y
+    (`fix box/relax y 0.0`, positions and Ly), following the branch continuously.
+
+    Args:
+        net: the network.
+        strain: compressive engineering strain along x, in (0, 0.5).
+        increments: strain steps to reach it (≥ 1).
+        ftol: force tolerance of each minimisation.
+    """
+    if not 0.0 < strain < 0.5:
+        raise ValueError(f"expected 0 < strain < 0.5, got {strain}")
+    if int(increments) != increments or increments < 1:
+        raise ValueError(f"expected increments to be an int ≥ 1, got {increments!r}")
+    lx0, ly0 = (float(v) for v in net.box)
+    lmp = _setup(net, timestep=0.05, log=None)
+    try:
+        cmd = lmp.command
+        cmd("min_style cg")
+        cmd("thermo_style custom step pe pyy fnorm")
+        for k in range(1, int(increments) + 1):
+            half = 0.5 * lx0 * (1.0 - strain * k / increments)
+            cmd(f"change_box all x final {-half:.17g} {half:.17g} remap units box")
+            cmd("fix relax all box/relax y 0.0 vmax 1.0e-4")
+            cmd(f"minimize 0.0 {ftol:.6g} 20000 200000")
+            cmd("unfix relax")
+        boxlo, boxhi, *_ = lmp.extract_box()
+        ly = boxhi[1] - boxlo[1]
+    finally:
+        lmp.close()
+    return (ly - ly0) / ly0 / strain

@@ -95,7 +95,9 @@ def compress(net: Network, *, max_strain: float = 0.05, delta_l: float = 2e-3, t
         cmd("fix planar all enforce2d")
         cmd(f"run {xi} post no")  # relaxation at zero strain, one snapshot interval long
         positions[0], box[0] = _snapshot(lmp, net.n_nodes)
-        box[0, 0] = lx0  # exact: the deformation starts from the box as read
+        if abs(box[0, 0] - lx0) > 1e-9 * lx0:  # only y is relaxed; the ramp starts from Lx0
+            raise RuntimeError(f"expected Lx = {lx0} after relaxation, got {box[0, 0]}")
+        box[0, 0] = lx0
         if progress:
             progress(1, n_steps + 1)
 

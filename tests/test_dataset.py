@@ -178,3 +178,24 @@ def test_real_compression_windows():
     assert 1e-5 < nf.abs().max().item() < 1e-2
     meta = training_metadata(items)
     assert meta["delta_l"] == 2e-3 and meta["md_steps_per_step"] > 1
+
+
+def test_events_are_left_out_of_the_windows():
+    """A snap-through (one snapshot with a large jump) removes the windows that see it, and only those."""
+    from lmp_gnn.dataset import quiet_snapshots
+
+    T, N = 30, 5
+    t_axis = torch.arange(T, dtype=torch.float64)
+    base = torch.rand(N, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    positions = base + 1e-3 * t_axis[:, None, None] + 1e-6 * t_axis[:, None, None] ** 2   # smooth: a = 2e-6
+    positions[15:] += 0.1                                                                  # a jump between 14 and 15
+    h = 2
+    kept = quiet_snapshots(positions, h, 100.0)
+    # the jump puts events in a(14) and a(15); window t needs a(t-h..t) quiet
+    assert kept == [t for t in range(h, T - 1) if not (14 <= t <= 15 + h)]
+    assert quiet_snapshots(positions, h, 0.0) == list(range(h, T - 1))
+
+
+def test_event_ratio_is_checked():
+    with pytest.raises(DatasetError, match="expected event_ratio >= 0"):
+        WindowDataset([hand_trajectory()], 2, event_ratio=-1.0)

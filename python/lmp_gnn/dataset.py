@@ -98,6 +98,25 @@ class _Graph:
         return self.positions.shape[1]
 
 
+def quiet_snapshots(positions: Tensor, history: int, event_ratio: float) -> list[int]:
+    """Snapshots t (h <= t <= T-2) usable as windows, leaving out events (see WindowDataset).
+
+    positions: [T, N, 2] unwrapped. a(s) = r(s+1) - 2 r(s) + r(s-1); window t uses the target a(t)
+    and the velocities v(t-h+1..t), whose differences are a(t-h+1..t-1); v(t-h+1) itself needs
+    r(t-h), so a(t-h) (which includes the start from rest for t = h) counts too.
+    """
+    n = positions.shape[0]
+    candidates = range(history, n - 1)
+    if event_ratio == 0:
+        return list(candidates)
+    acc = positions[2:] - 2 * positions[1:-1] + positions[:-2]          # a(1..T-2)
+    ms = (acc ** 2).mean(dim=(1, 2))
+    event = ms > event_ratio * ms.median()
+    bad = torch.zeros(n, dtype=torch.bool)
+    bad[1:n - 1] = event
+    return [t for t in candidates if not bad[max(t - history, 1): t + 1].any()]
+
+
 def check_trajectory(traj: Trajectory, history: int, name: str = "trajectory") -> None:
     """Raise `DatasetError` (or TrajectoryFormatError) if `traj` cannot give windows for h = `history`."""
     if not isinstance(traj, Trajectory):
@@ -124,10 +143,15 @@ class WindowDataset:
         names: one name per trajectory (for messages and the train/val split); default "traj<i>".
         noise_std: random-walk noise on the newest input velocity (distance/step); 0 = off.
         dtype: dtype of the returned features and targets (computed in float64 first).
+        event_ratio: leave out "events": windows whose target, or any acceleration inside their
+            velocity history, has a mean square above event_ratio × the trajectory's median (the
+            start of the compression, and snap-through instabilities of auxetic networks, where
+            single snapshots carry accelerations 10^2-10^9 times the quasi-static ones and would
+            otherwise dominate the MSE loss and the normalisers). 0 keeps every window.
     """
 
     def __init__(self, trajectories: Sequence[Trajectory], history: int, names: Sequence[str] | None = None,
-                 noise_std: float = 0.0, dtype: torch.dtype = torch.float32):
+                 noise_std: float = 0.0, dtype: torch.dtype = torch.float32, event_ratio: float = 0.0):
         if len(trajectories) == 0:
             raise DatasetError("expected at least one trajectory, got none")
         names = list(names) if names is not None else [f"traj{i}" for i in range(len(trajectories))]
@@ -141,7 +165,12 @@ class WindowDataset:
         self.noise_std = float(noise_std)
         self.dtype = dtype
         self.graphs = [_Graph(traj, name) for traj, name in zip(trajectories, names)]
-        windows = [(g, t) for g, graph in enumerate(self.graphs) for t in range(history, graph.n_snapshots - 1)]
+        if not (event_ratio >= 0 and math.isfinite(event_ratio)):
+            raise DatasetError(f"expected event_ratio >= 0, got {event_ratio}")
+        windows = [(g, t) for g, graph in enumerate(self.graphs)
+                   for t in quiet_snapshots(graph.positions, history, event_ratio)]
+        if not windows:
+            raise DatasetError(f"expected windows left after leaving out events (event_ratio {event_ratio}), got none")
         self.windows = torch.tensor(windows, dtype=torch.long)          # [W, 2] (trajectory, t)
 
     def __len__(self) -> int:

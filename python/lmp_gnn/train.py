@@ -52,6 +52,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "val_fraction": 0.1,    # share of networks held out when `val` is empty
         "split_seed": 0,
         "noise_std": 0.0,       # GNS random-walk noise on the newest input velocity (distance/step)
+        "event_ratio": 100.0,   # leave out windows with accelerations above this x the trajectory median
+                                # (start of compression, snap-through events); 0 keeps all
+
     },
     "model": {f.name: f.default for f in fields(ModelConfig)},
     "train": {
@@ -322,9 +325,9 @@ def _datasets(cfg: dict, history: int, dtype: torch.dtype) -> tuple[WindowDatase
     meta["train_files"] = [n for n, _ in train_items]
     meta["val_files"] = [n for n, _ in val_items]
     train = WindowDataset([t for _, t in train_items], history, [n for n, _ in train_items],
-                          noise_std=float(data["noise_std"]), dtype=dtype)
-    val = WindowDataset([t for _, t in val_items], history, [n for n, _ in val_items], dtype=dtype) \
-        if val_items else None
+                          noise_std=float(data["noise_std"]), dtype=dtype, event_ratio=float(data["event_ratio"]))
+    val = WindowDataset([t for _, t in val_items], history, [n for n, _ in val_items], dtype=dtype,
+                        event_ratio=float(data["event_ratio"])) if val_items else None
     return train, val, meta
 
 

@@ -13,7 +13,13 @@
 #include "gnn_features.h"
 
 #include <torch/cuda.h>
-#include <torch/script.h>
+// narrow includes instead of <torch/script.h>: this is the slowest translation unit to compile
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/import.h>
 
 #include <ATen/Parallel.h>
 
@@ -131,14 +137,14 @@ namespace {
   class TorchScriptModel : public GNNModel {
    public:
     TorchScriptModel(const std::string &path, const std::string &device_name) :
-        path_(path), device_(torch::kCPU)
+        path_(path), device_(at::kCPU)
     {
       {
         std::ifstream probe(path, std::ios::binary);
         if (!probe.good()) throw ModelError("cannot open model file " + path);
       }
       try {
-        device_ = torch::Device(device_name);
+        device_ = c10::Device(device_name);
       } catch (std::exception &e) {
         throw ModelError("unknown torch device '" + device_name + "': " + torch_message(e));
       }
@@ -158,7 +164,7 @@ namespace {
       if (!module_.find_method("forward"))
         throw ModelError("model file " + path + " has no forward() method" + EXPORT_HINT);
       module_.eval();
-      dtype_ = info_.dtype == "float32" ? torch::kFloat32 : torch::kFloat64;
+      dtype_ = info_.dtype == "float32" ? at::kFloat : at::kDouble;
     }
 
     std::string description() const override
@@ -172,14 +178,14 @@ namespace {
       const int64_t nf = 2 * info_.history;
       try {
         c10::InferenceMode guard;
-        auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-        auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-        auto x = torch::from_blob(const_cast<double *>(node_features), {n, nf}, f64);
-        auto ei = torch::from_blob(const_cast<int64_t *>(edge_index), {2, nedges}, i64);
-        auto ef = torch::from_blob(const_cast<double *>(edge_features), {nedges, EDGE_DIM}, f64);
+        auto f64 = at::TensorOptions().dtype(at::kDouble);
+        auto i64 = at::TensorOptions().dtype(at::kLong);
+        auto x = at::from_blob(const_cast<double *>(node_features), {n, nf}, f64);
+        auto ei = at::from_blob(const_cast<int64_t *>(edge_index), {2, nedges}, i64);
+        auto ef = at::from_blob(const_cast<double *>(edge_features), {nedges, EDGE_DIM}, f64);
         at::Tensor xin = stage(x, node_buf_), ein = stage(ef, edge_buf_);
         at::Tensor iin = ei;
-        if (device_ != torch::kCPU) iin = stage(ei, index_buf_, torch::kInt64);
+        if (device_ != at::kCPU) iin = stage(ei, index_buf_, at::kLong);
         inputs_.clear();
         inputs_.emplace_back(xin);
         inputs_.emplace_back(iin);
@@ -192,7 +198,7 @@ namespace {
         if (a.dim() != 2 || a.size(0) != n || a.size(1) != info_.dimension)
           throw ModelError("expected model output of shape [" + std::to_string(n) + ", " +
                            std::to_string(info_.dimension) + "], got " + shape(a));
-        a = a.to(torch::kCPU, torch::kFloat64).contiguous();
+        a = a.to(at::kCPU, at::kDouble).contiguous();
         std::memcpy(accel, a.data_ptr<double>(), sizeof(double) * n * info_.dimension);
       } catch (ModelError &) {
         inputs_.clear();
@@ -205,14 +211,14 @@ namespace {
 
    private:
     // copy a host float64/int64 tensor into a persistent buffer of the model dtype and device
-    at::Tensor stage(const at::Tensor &src, at::Tensor &buf, c10::optional<torch::Dtype> as = {})
+    at::Tensor stage(const at::Tensor &src, at::Tensor &buf, c10::optional<at::ScalarType> as = {})
     {
       const auto dt = as ? *as : dtype_;
-      if (dt == src.scalar_type() && device_ == torch::kCPU) return src;
+      if (dt == src.scalar_type() && device_ == at::kCPU) return src;
       const int64_t rows = src.size(0), cols = src.size(1);
       if (!buf.defined() || buf.size(0) < rows || buf.size(1) != cols) {
         const int64_t cap = std::max<int64_t>(rows + rows / 8, 16);
-        buf = torch::empty({cap, cols}, torch::TensorOptions().dtype(dt).device(device_));
+        buf = at::empty({cap, cols}, at::TensorOptions().dtype(dt).device(device_));
       }
       auto view = buf.narrow(0, 0, rows);
       view.copy_(src);
@@ -227,8 +233,8 @@ namespace {
     }
 
     std::string path_;
-    torch::Device device_;
-    torch::Dtype dtype_ = torch::kFloat64;
+    c10::Device device_;
+    at::ScalarType dtype_ = at::kDouble;
     torch::jit::script::Module module_;
     std::vector<torch::jit::IValue> inputs_;
     at::Tensor node_buf_, edge_buf_, index_buf_;

@@ -45,6 +45,7 @@ using namespace LAMMPS_NS;
 using namespace FixConst;
 
 static const char *BACKEND_LIBRARY = "libgnn_torch.so";
+static const char *PYTHON_BACKEND_LIBRARY = "libgnn_python.so";
 static constexpr int NRESTART = 21;    // values of the global restart state
 
 // where this plugin was loaded from: the TorchScript backend library sits next to it
@@ -70,10 +71,16 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
 {
   if (narg < 4) utils::missing_cmd_args(FLERR, "fix gnn/rollout", error);
   model_file = arg[3];
+  int iarg = 4;
+  if (strcmp(arg[3], "python") == 0) {    // python SPEC: a Python callable (docs/python_bridge.md)
+    if (narg < 5) utils::missing_cmd_args(FLERR, "fix gnn/rollout python", error);
+    python_model = true;
+    model_file = arg[4];
+    iarg = 5;
+  }
   device = "cpu";
   bool dl_given = false;
 
-  int iarg = 4;
   while (iarg < narg) {
     if (strcmp(arg[iarg], "mode") == 0) {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout mode", error);
@@ -236,19 +243,21 @@ int FixGNNRollout::setmask()
 }
 
 /* ----------------------------------------------------------------------
-   load the model through the TorchScript backend library next to this plugin
+   load the model through its backend library next to this plugin:
+   TorchScript (libgnn_torch.so) or Python (libgnn_python.so)
 ------------------------------------------------------------------------- */
 
 void FixGNNRollout::load_model()
 {
-  const std::string lib = platform::path_join(plugin_directory(), BACKEND_LIBRARY);
+  const char *kind = python_model ? "Python" : "TorchScript";
+  const char *symbol = python_model ? "lmpgnn_load_python" : "lmpgnn_load_torchscript";
+  const std::string lib = platform::path_join(plugin_directory(),
+                                              python_model ? PYTHON_BACKEND_LIBRARY : BACKEND_LIBRARY);
   void *handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle)
-    error->all(FLERR, "Fix gnn/rollout cannot load its TorchScript backend {}: {}", lib,
-               dlerror());
-  auto loader = reinterpret_cast<lmpgnn_loader_t>(dlsym(handle, "lmpgnn_load_torchscript"));
-  if (!loader)
-    error->all(FLERR, "Fix gnn/rollout: {} lacks lmpgnn_load_torchscript: {}", lib, dlerror());
+    error->all(FLERR, "Fix gnn/rollout cannot load its {} backend {}: {}", kind, lib, dlerror());
+  auto loader = reinterpret_cast<lmpgnn_loader_t>(dlsym(handle, symbol));
+  if (!loader) error->all(FLERR, "Fix gnn/rollout: {} lacks {}: {}", lib, symbol, dlerror());
   char err[2048] = "";
   LMPGNN::GNNModel *m = loader(model_file.c_str(), device.c_str(), nthreads, err, sizeof(err));
   if (!m) error->all(FLERR, "Fix gnn/rollout: {}", err);

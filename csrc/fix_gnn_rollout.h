@@ -59,6 +59,7 @@ class FixGNNRollout : public Fix {
   enum { SH_PREV = 0, SH_PRED = 2, SH_COPY = 4, SH_HIST = 6 };
 
   std::unique_ptr<LMPGNN::GNNModel> model;
+  bool python_model = false;    // model_file is a Python model spec (backend libgnn_python.so)
   std::string model_file, init_file, init_fix, device;
   int mode, init_style, nthreads, driven, freeaxis, boxflag;
   int history;               // h, velocities per atom

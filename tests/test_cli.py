@@ -1,0 +1,35 @@
+"""The CLI: every command has --help, and docs/cli.md is exactly what the commands print."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from lmp_gnn.cli import COMMANDS, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _reference():
+    spec = importlib.util.spec_from_file_location("cli_reference", ROOT / "scripts" / "cli_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reference()
+
+
+def test_docs_cli_md_is_current():
+    assert (ROOT / "docs" / "cli.md").read_text() == _reference(), \
+        "docs/cli.md is stale: run `python scripts/cli_reference.py`"
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_command_has_help(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: lmp-gnn {name}" in capsys.readouterr().out
+
+
+def test_no_command_prints_usage_and_fails(capsys):
+    assert main([]) == 2
+    assert "<command>" in capsys.readouterr().out

@@ -229,7 +229,8 @@ def _check_export(path: Path, model: GNNSimulator, dtype: str) -> None:
     node_mean = model.node_norm.mean.to(tdt)
     node_std = model.node_norm.std.to(tdt)
     nf = torch.randn(n, 2 * h, generator=g, dtype=tdt) * node_std + node_mean
-    ef = torch.randn(e, EDGE_DIM, generator=g, dtype=tdt) * model.edge_norm.std.to(tdt) + model.edge_norm.mean.to(tdt)
+    edge_std, edge_mean = model.edge_norm.std[:EDGE_DIM].to(tdt), model.edge_norm.mean[:EDGE_DIM].to(tdt)
+    ef = torch.randn(e, EDGE_DIM, generator=g, dtype=tdt) * edge_std + edge_mean
     ei = torch.randint(0, n, (2, e), generator=g)
     ref_model = build_model(model.config)
     ref_model.load_state_dict(model.state_dict())

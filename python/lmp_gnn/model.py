@@ -61,6 +61,7 @@ from torch_geometric.nn import MessagePassing
 from lmp_gnn.features import EDGE_DIM
 
 DIMENSION = 2
+EDGE_INPUTS = EDGE_DIM + 1     # the contract's 4 edge features and the bond strain (model_inputs)
 
 
 @dataclass
@@ -340,10 +341,10 @@ class GNNSimulator(nn.Module):
         self.history = cfg.history
         self.node_in = 2 * cfg.history
         self.node_norm = OnlineNormalizer(self.node_in, cfg.std_epsilon, cfg.std_rel_epsilon)
-        self.edge_norm = OnlineNormalizer(EDGE_DIM, cfg.std_epsilon, cfg.std_rel_epsilon)
+        self.edge_norm = OnlineNormalizer(EDGE_INPUTS, cfg.std_epsilon, cfg.std_rel_epsilon)
         self.target_norm = OnlineNormalizer(DIMENSION, cfg.std_epsilon, cfg.std_rel_epsilon)
         self.node_encoder = MLP(self.node_in, cfg.hidden, cfg.latent, cfg.mlp_layers, cfg.layer_norm)
-        self.edge_encoder = MLP(EDGE_DIM, cfg.hidden, cfg.latent, cfg.mlp_layers, cfg.layer_norm)
+        self.edge_encoder = MLP(EDGE_INPUTS, cfg.hidden, cfg.latent, cfg.mlp_layers, cfg.layer_norm)
         self.processor = nn.ModuleList(
             [InteractionLayer(cfg.latent, cfg.hidden, cfg.mlp_layers, cfg.residual, cfg.layer_norm)
              for _ in range(cfg.layers)])
@@ -373,11 +374,29 @@ class GNNSimulator(nn.Module):
             raise ValueError("expected edge_features of shape [" + str(edge_index.size(1)) + ", 4], got "
                              + str(edge_features.shape))
 
+    def model_inputs(self, node_features: Tensor, edge_features: Tensor) -> Tuple[Tensor, Tensor]:
+        """The features the normalisers and encoders see, derived from the contract's raw ones.
+
+        Nodes [N, 2h]: (v(t), v(t) - v(t-1), ..., v(t-h+2) - v(t-h+1)). Edges [E, 5]: the raw
+        (dx, dy, |d|, 1/l_r) and the bond strain |d|/l_r - 1. In a quasi-static compression the
+        velocity changes (~1e-6 per step) are a thousandth of the velocities and the strains a
+        hundredth of the lengths: normalised separately they reach the MLPs at unit scale, which a
+        difference of two large normalised inputs would not.
+        """
+        if self.history > 1:
+            v = node_features.view(node_features.size(0), self.history, 2)
+            node_in = torch.cat([v[:, 0], (v[:, :-1] - v[:, 1:]).reshape(v.size(0), -1)], dim=1)
+        else:
+            node_in = node_features
+        strain = edge_features[:, 2:3] * edge_features[:, 3:4] - 1.0
+        return node_in, torch.cat([edge_features, strain], dim=1)
+
     def forward_normalized(self, node_features: Tensor, edge_index: Tensor, edge_features: Tensor) -> Tensor:
         """Normalised accelerations [N, 2] (the training loss is MSE on these)."""
         self._check(node_features, edge_index, edge_features)
-        x = self.node_encoder(self.node_norm(node_features))
-        en = self.edge_norm(edge_features)
+        node_in, edge_in = self.model_inputs(node_features, edge_features)
+        x = self.node_encoder(self.node_norm(node_in))
+        en = self.edge_norm(edge_in)
         w_e, b_e = self.edge_encoder.last_linear()
         if self.fold_edge_encoder:
             e = self.edge_encoder.hidden(en)            # [E, hidden]; layer 0 applies (W_c w_e, W_c b_e + b)
@@ -399,8 +418,9 @@ class GNNSimulator(nn.Module):
                                      edge_features: Tensor) -> Tensor:
         """`forward_normalized` through plain PyG eager message passing."""
         self._check(node_features, edge_index, edge_features)
-        x = self.node_encoder(self.node_norm(node_features))
-        e = self.edge_encoder(self.edge_norm(edge_features))
+        node_in, edge_in = self.model_inputs(node_features, edge_features)
+        x = self.node_encoder(self.node_norm(node_in))
+        e = self.edge_encoder(self.edge_norm(edge_in))
         for layer in self.processor:
             x, e = layer.forward_reference(x, edge_index, e)
         return self.decoder(x)
@@ -414,8 +434,9 @@ class GNNSimulator(nn.Module):
     @torch.jit.unused
     def update_normalizers(self, node_features: Tensor, edge_features: Tensor, target: Tensor) -> None:
         """Fold one batch into the running statistics (single process)."""
-        self.node_norm.update(node_features)
-        self.edge_norm.update(edge_features)
+        node_in, edge_in = self.model_inputs(node_features, edge_features)
+        self.node_norm.update(node_in)
+        self.edge_norm.update(edge_in)
         self.target_norm.update(target)
 
 

@@ -205,13 +205,12 @@ def update_normalizers(model: GNNSimulator, batch: GraphBatch, d: _Dist) -> None
     Two all-reduces of small float64 vectors: counts and sums (-> global batch mean), then
     sums of squared deviations about that mean (no cancellation).
     """
-    pairs: list[tuple[OnlineNormalizer, Tensor]] = [
-        (model.node_norm, batch.node_features), (model.edge_norm, batch.edge_features),
-        (model.target_norm, batch.target)]
     if not d.active:
-        for norm, x in pairs:
-            norm.update(x)
+        model.update_normalizers(batch.node_features, batch.edge_features, batch.target)
         return
+    node_in, edge_in = model.model_inputs(batch.node_features, batch.edge_features)
+    pairs: list[tuple[OnlineNormalizer, Tensor]] = [
+        (model.node_norm, node_in), (model.edge_norm, edge_in), (model.target_norm, batch.target)]
     xs = [x.detach().to(torch.float64).reshape(-1, norm.size) for norm, x in pairs]
     first = torch.cat([torch.cat([torch.tensor([float(x.shape[0])], dtype=torch.float64, device=x.device),
                                   x.sum(0)]) for x in xs])

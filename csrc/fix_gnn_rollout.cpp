@@ -62,11 +62,12 @@ static std::string plugin_directory()
 FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
     Fix(lmp, narg, arg), mode(LEAP), init_style(INIT_VELOCITY), nthreads(1), driven(0),
     freeaxis(1), boxflag(1), history(0), nhist(0), layers(0), mdsteps(-1.0), delta_l(0.0),
-    hist(nullptr), accel(nullptr), shadow(nullptr), nshadow(0), every(0), maxpartner(0), npartner(nullptr), partner_tag(nullptr),
-    partner_rest(nullptr), partner_overflow(0), commmode(COMM_HISTORY), nown(0),
-    nedges_all(0), max_bond_length(0.0), hist_ready(0), nsteps_taken(0), last_eps(0.0),
-    last_model_ms(0.0), last_step_ms(0.0), sum_model_ms(0.0), nmodel_calls(0), nsnap(0), last_snap_step(-1),
-    copy_started(0), have_prediction(0), lcopy{0.0, 0.0}, ccopy{0.0, 0.0}, l0{0.0, 0.0},
+    hist(nullptr), accel(nullptr), shadow(nullptr), nshadow(0), every(0), maxpartner(0),
+    npartner(nullptr), partner_tag(nullptr), partner_rest(nullptr), partner_overflow(0),
+    commmode(COMM_HISTORY), nown(0), nedges_all(0), max_bond_length(0.0), hist_ready(0),
+    nsteps_taken(0), last_eps(0.0), last_model_ms(0.0), last_step_ms(0.0), sum_model_ms(0.0),
+    nmodel_calls(0), nsnap(0), last_snap_step(-1), copy_started(0), have_prediction(0),
+    lcopy{0.0, 0.0}, ccopy{0.0, 0.0}, l0{0.0, 0.0},
     sum0{0.0, 0.0}, mse_one(0.0), mse_roll(0.0), nu_true(0.0), nu_learned(0.0), ngroup(0)
 {
   if (narg < 4) utils::missing_cmd_args(FLERR, "fix gnn/rollout", error);
@@ -270,7 +271,8 @@ void FixGNNRollout::init()
 {
   const auto &info = model->info();
   if (domain->dimension != info.dimension)
-    error->all(FLERR, "Fix gnn/rollout model {} is for dimension {}, the simulation has dimension {}",
+    error->all(FLERR,
+               "Fix gnn/rollout model {} is for dimension {}, the simulation has dimension {}",
                model_file, info.dimension, domain->dimension);
   if (domain->triclinic) error->all(FLERR, "Fix gnn/rollout requires an orthogonal box");
   if (!domain->xperiodic || !domain->yperiodic)
@@ -541,7 +543,8 @@ void FixGNNRollout::copy_history_from_fix()
 {
   auto *src = dynamic_cast<FixGNNRollout *>(modify->get_fix_by_id(init_fix));
   if (!src || src->mode != SHADOW)
-    error->all(FLERR, "Fix gnn/rollout init fix {}: expected the ID of a fix gnn/rollout in mode shadow",
+    error->all(FLERR,
+               "Fix gnn/rollout init fix {}: expected the ID of a fix gnn/rollout in mode shadow",
                init_fix);
   if (src->history != history)
     error->all(FLERR, "Fix gnn/rollout init fix {}: it keeps {} velocities, this model takes {}",
@@ -642,7 +645,8 @@ void FixGNNRollout::model_accel(double **pos, int pcol, double **hh, int hcol, c
 
   node_feat.resize((std::size_t) nnodes * nhist);
   for (int k = 0; k < nnodes; k++)
-    std::memcpy(&node_feat[(std::size_t) k * nhist], &hh[node_atom[k]][hcol], sizeof(double) * nhist);
+    std::memcpy(&node_feat[(std::size_t) k * nhist], &hh[node_atom[k]][hcol],
+                sizeof(double) * nhist);
   edge_feat.resize((std::size_t) nedges * LMPGNN::EDGE_DIM);
   const int64_t *senders = edge_index.data();
   const int64_t *receivers = senders + nedges;

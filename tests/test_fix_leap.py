@@ -203,3 +203,45 @@ print "STEPS $(f_g[1]) EDGES $(f_g[6])"
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
     assert "STEPS 5 EDGES 600" in text
+
+
+def test_atom_sorting_keeps_histories(models, data_file, network, tmp_path):
+    """Frequent spatial sorting (atoms permuted in memory, copy_arrays) changes nothing."""
+    hist = random_history(network, 2, seed=8)
+    write_history(tmp_path / "hist.txt", hist)
+    ref = python_reference(models["spring"], network, hist, 60)
+    lmp = run_in_process(deck_header(data_file) + f"""
+atom_modify sort 3 1.0
+neigh_modify every 1 delay 0 check no
+fix g all gnn/rollout {models['spring']} init file {tmp_path / 'hist.txt'}
+run 60
+""")
+    r, _, L = unwrapped_state(lmp)
+    np.testing.assert_allclose(L, ref.box[-1], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(r, ref.positions[-1], rtol=0, atol=1e-9)
+    lmp.close()
+
+
+def test_subgroup(models, data_file, network, tmp_path):
+    """A fix on part of the network: its graph is the group's atoms and the bonds between them,
+    the box rule sums over the group, and the other atoms are not moved."""
+    from lmp_gnn.network import Network
+
+    inside = np.arange(50)                        # atom IDs 1..50: the lower half of the lattice
+    keep = np.all(network.bonds < 50, axis=1)
+    sub = Network(network.positions[inside], network.box, network.bonds[keep], network.rest_length[keep])
+    hist_all = random_history(network, 2, seed=9)
+    write_history(tmp_path / "hist.txt", hist_all[:, inside])
+    ref = python_reference(models["spring"], sub, hist_all[:, inside], 40)
+    lmp = run_in_process(deck_header(data_file) + f"""
+group half id 1:50
+fix g half gnn/rollout {models['spring']} init file {tmp_path / 'hist.txt'}
+run 40
+""")
+    r, _, L = unwrapped_state(lmp)
+    np.testing.assert_allclose(L, ref.box[-1], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(r[inside], ref.positions[-1], rtol=0, atol=1e-9)
+    # atoms outside the group keep their (unwrapped) positions
+    np.testing.assert_allclose(r[50:], network.positions[50:], rtol=0, atol=1e-12)
+    assert lmp.extract_fix("g", 0, 1, 5) == 2 * keep.sum()     # f_g[6]: directed edges
+    lmp.close()

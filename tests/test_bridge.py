@@ -112,6 +112,38 @@ run 110
     np.testing.assert_allclose(vec_py[4:6], vec_ts[4:6], rtol=0, atol=PARITY_TOL)
 
 
+def test_interleave_and_restart_same_as_torchscript(models, data_file, tmp_path):
+    """MD with a shadow fix, a learned block taking its histories (init fix), write_restart and
+    read_restart, a second learned block: the Python backend gives the TorchScript trajectory."""
+    finals = []
+    for k, model in enumerate((models["spring"], python_spec("spring"))):
+        restart = tmp_path / f"half{k}.restart"
+        first = run_in_process(deck_header(data_file) + f"""
+velocity all create 1e-4 4 loop geom
+fix sh all gnn/rollout {model} mode shadow every 10
+fix md all nve
+run 60
+unfix md
+fix leap all gnn/rollout {model} init fix sh
+unfix sh
+run 20
+write_restart {restart}
+""")
+        first.close()
+        second = run_in_process(f"""read_restart {restart}
+comm_modify cutoff 3.0
+fix leap all gnn/rollout {model}
+run 20
+""")
+        assert second.extract_fix("leap", 0, 1, 0) == 40
+        finals.append(unwrapped_state(second))
+        second.close()
+    (r_ts, v_ts, L_ts), (r_py, v_py, L_py) = finals
+    np.testing.assert_allclose(r_py, r_ts, rtol=0, atol=PARITY_TOL)
+    np.testing.assert_allclose(v_py, v_ts, rtol=0, atol=PARITY_TOL)
+    np.testing.assert_allclose(L_py, L_ts, rtol=0, atol=PARITY_TOL)
+
+
 def test_exported_file_through_python_backend(models, data_file, network, tmp_path, monkeypatch):
     """A factory may return lmp_gnn.export.load_exported(path): the file's module and metadata."""
     monkeypatch.setenv("LMP_GNN_BRIDGE_MODEL", str(models["spring_f32"]))
@@ -167,6 +199,29 @@ run {n_steps}
     r = read_final_dump(tmp_path / "final.dump", network.n_nodes)
     assert np.abs(ref.positions[-1] - network.positions).max() > 1e-3     # the model moved the atoms
     np.testing.assert_allclose(r, ref.positions[-1], rtol=0, atol=1e-9)
+
+
+def test_python_model_example_runs(tmp_path):
+    """examples/python_model/in.python_model runs as is (in a copy of the folder) under `lmp`."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "python_model"
+    work = tmp_path / "python_model"
+    shutil.copytree(example, work, ignore=shutil.ignore_patterns("*.data", "log.*", "*.dump", "__pycache__"))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", OMP_NUM_THREADS="1")
+    out = subprocess.run([str(Path(sys.executable).parent / "lmp"), "-in", "in.python_model"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert "fix gnn/rollout: Python model model.py:damped_springs (rule, numpy arrays, float64)" in text
+    m = re.search(r"after (\d+) learned steps of the Python model: strain ([0-9.]+), eps_yy ([0-9.e+-]+)", text)
+    assert m, text[-3000:]
+    assert m.group(1) == "200" and float(m.group(2)) == 0.025      # 200 x 0.002 on Lx = 16
+    assert float(m.group(3)) != 0.0                                 # the free axis followed the model
+    assert (work / "python_model.dump").stat().st_size > 0
 
 
 # ------------------------------------------------------------------ errors

@@ -255,7 +255,7 @@ class BridgeModel:
 
     @property
     def description(self) -> str:
-        name = getattr(self.model, "__qualname__", None) or type(self.model).__name__
+        name = getattr(self.model, "__name__", None) or type(self.model).__name__
         return f"Python model {self.spec} ({name}, {self.arrays} arrays, {self.dtype})"
 
     def info(self) -> dict[str, Any]:

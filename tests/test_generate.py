@@ -114,8 +114,15 @@ def test_networks_command_writes_resumable_output(tmp_path, capsys):
         assert abs(ec.nu - target) < 0.01
         assert abs(rec["uniaxial_x"]["nu_box"] - target) < 0.01  # the default objective is "joint"
         assert abs(rec["uniaxial_x"]["nu_est"] - target) < 0.01
+        # the default linearity check passed: athermal compression to 1 % shows the linear ν
+        lin = rec["linearity"]
+        assert lin["ok"] and lin["strain"] == 0.01 and len(lin["nu_box"]) == len(lin["nu_est"]) == 4
+        assert abs(lin["nu_box"][-1] - ec.nu) <= 0.03 and abs(lin["nu_est"][-1] - lin["nu_box"][-1]) <= 0.03
+        assert lin["dev_box"] == pytest.approx(lin["nu_box"][-1] - ec.nu, abs=1e-9)
+        assert rec["rejected_nonlinear"] == sum("NonlinearResponse" in e for e in rec["failed_attempts"])
         # a worker process made it; the recorded seed remakes it here, bit for bit
-        again, _ = tune_poisson(jammed_network(64, rec["seed"]), target, objective="joint")
+        again, _ = tune_poisson(jammed_network(64, rec["seed"]), target, objective="joint",
+                                affine_slack=rec["affine_slack"])
         np.testing.assert_array_equal(again.bonds, net.bonds)
         np.testing.assert_allclose(_wrap(again.positions - net.positions, net.box), 0.0, atol=1e-12)
     summary = capsys.readouterr().out
@@ -134,7 +141,43 @@ def test_networks_command_writes_resumable_output(tmp_path, capsys):
     (["--nu-min", "0.5", "--nu-max", "0.1"], "expected -1 < nu_min ≤ nu_max < 1, got 0.5 and 0.1"),
     (["--nodes", "4"], "--nodes: expected at least 16 disks, got 4"),
     (["--workers", "0"], "--workers: expected a positive integer, got 0"),
+    (["--linear-tol", "0"], "--linear-tol: expected a positive tolerance, got 0.0"),
+    (["--check-strain", "0.6"], "--check-strain: expected 0 (no check) or a strain in (0, 0.5), got 0.6"),
+    (["--affine-slack", "1"], "--affine-slack: expected 0 ≤ slack < 1, got 1.0"),
 ])
 def test_networks_command_bad_input(tmp_path, capsys, extra, message):
     assert main(["networks", "-o", str(tmp_path / "x")] + extra) == 2
     assert message in capsys.readouterr().err
+
+
+def test_networks_command_rejects_nonlinear_networks(tmp_path, capsys):
+    """A tolerance no network meets: every attempt is compressed, measured and rejected."""
+    out = tmp_path / "nets"
+    argv = ["networks", "--count", "1", "--nodes", "64", "--nu-min", "-0.2", "--nu-max", "-0.2", "--attempts", "2",
+            "--linear-tol", "1e-5", "-o", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("NonlinearResponse: expected") == 2, f"expected 2 rejected attempts, got:\n{err}"
+    assert "at 1 % strain within 1e-05 of the" in err
+    assert not list(out.glob("*.json")) and not list(out.glob("*.data"))
+    # without the check the same seeds are accepted, and the record says none was checked
+    assert main(argv[:-2] + ["--check-strain", "0", "-o", str(out)]) == 0
+    rec = json.loads((out / "net_0000.json").read_text())
+    assert rec["linearity"] is None and rec["rejected_nonlinear"] == 0 and rec["attempt"] == 0
+
+
+def test_linearity_check_measures_the_athermal_compression():
+    from lmp_gnn.commands.networks import linearity_check
+    from lmp_gnn.md import athermal_box_poisson
+
+    from lmp_gnn.elastic import uniaxial_response
+
+    net = jammed_network(64, 5)  # untuned: nearly linear to 1 %
+    nu = uniaxial_response(net, "x")["nu_box"]  # the linear box ν of this (anisotropic, small) network
+    lin = linearity_check(net, nu, 0.01, 0.03)
+    assert lin["ok"] and lin["message"] == ""
+    assert abs(lin["dev_box"]) < 0.01, f"expected an untuned network linear to 1 %, got ν_box - ν = {lin['dev_box']}"
+    # the last increment's box ν is the athermal reference at that strain
+    assert lin["nu_box"][-1] == pytest.approx(athermal_box_poisson(net, 0.01, increments=4), abs=1e-12)
+    bad = linearity_check(net, nu + 0.05, 0.01, 0.03)  # a linear ν it does not have
+    assert not bad["ok"] and "expected the box ν at 1 % strain within 0.03 of the linear ν" in bad["message"]

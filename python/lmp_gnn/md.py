@@ -235,24 +235,44 @@ def athermal_box_poisson(net: Network, strain: float, *, increments: int = 10, f
         increments: strain steps to reach it (≥ 1).
         ftol: force tolerance of each minimisation.
     """
+    return athermal_compression(net, strain, increments=increments, ftol=ftol)["nu_box"][-1]
+
+
+def athermal_compression(net: Network, strain: float, *, increments: int = 10, ftol: float = 1e-12) -> dict:
+    """The athermal quasi-static compression of `athermal_box_poisson`, measured at every increment.
+
+    Returns a JSON-serialisable dict of lists, one entry per increment k = 1..increments:
+    "strain" (k·strain/increments), "nu_box" (-ε_y/ε_x from the box lengths) and "nu_est" (the
+    paper's estimator, `lmp_gnn.poisson.nu_estimator`, between the unstrained network and the
+    relaxed configuration), plus "wall_time_s".
+    """
+    from lmp_gnn.poisson import nu_estimator
+
     if not 0.0 < strain < 0.5:
         raise ValueError(f"expected 0 < strain < 0.5, got {strain}")
     if int(increments) != increments or increments < 1:
         raise ValueError(f"expected increments to be an int ≥ 1, got {increments!r}")
+    t0 = time.perf_counter()
     lx0, ly0 = (float(v) for v in net.box)
+    out = {"strain": [], "nu_box": [], "nu_est": []}
     lmp = _setup(net, timestep=0.05, log=None)
     try:
         cmd = lmp.command
         cmd("min_style cg")
         cmd("thermo_style custom step pe pyy fnorm")
+        r0, box0 = _snapshot(lmp, net.n_nodes)
         for k in range(1, int(increments) + 1):
-            half = 0.5 * lx0 * (1.0 - strain * k / increments)
+            eps = strain * k / increments
+            half = 0.5 * lx0 * (1.0 - eps)
             cmd(f"change_box all x final {-half:.17g} {half:.17g} remap units box")
             cmd("fix relax all box/relax y 0.0 vmax 1.0e-4")
             cmd(f"minimize 0.0 {ftol:.6g} 20000 200000")
             cmd("unfix relax")
-        boxlo, boxhi, *_ = lmp.extract_box()
-        ly = boxhi[1] - boxlo[1]
+            r, box = _snapshot(lmp, net.n_nodes)
+            out["strain"].append(float(eps))
+            out["nu_box"].append(float((box[1] - ly0) / ly0 / eps))
+            out["nu_est"].append(nu_estimator(r0, r, box0, box))
     finally:
         lmp.close()
-    return (ly - ly0) / ly0 / strain
+    out["wall_time_s"] = time.perf_counter() - t0
+    return out

@@ -12,6 +12,7 @@ Factories: tests/fixtures/bridge_models.py; TorchScript models: tests/fixtures/m
 
 from __future__ import annotations
 
+import ctypes
 import re
 from pathlib import Path
 
@@ -222,6 +223,34 @@ def test_python_model_example_runs(tmp_path):
     assert m.group(1) == "200" and float(m.group(2)) == 0.025      # 200 x 0.002 on Lx = 16
     assert float(m.group(3)) != 0.0                                 # the free axis followed the model
     assert (work / "python_model.dump").stat().st_size > 0
+
+
+def test_python_leap_entry_point_equals_fix(data_file, network):
+    """lmp_gnn.bridge.PythonLeap (the entry point for fix python/move or python/invoke in LAMMPS
+    builds with the PYTHON package) takes the same steps as fix gnn/rollout python ... box no.
+    Driven here from Python through the class that fix python/move would construct, since the
+    wheel has no fix python/move."""
+    deck = deck_header(data_file) + "velocity all set 0.01 -0.02 0.0\n"
+    ref = run_in_process(deck + f"fix g all gnn/rollout {python_spec('spring')} init velocity box no\nrun 20\n")
+    r_ref, v_ref, _ = unwrapped_state(ref)
+    ref.close()
+
+    lmp = run_in_process(deck)
+    move_class = bridge.make_move_class(f"{FACTORIES}:spring", dict(enumerate(network.rest_length, start=1)))
+    # fix python/move hands the class a PyCapsule of its LAMMPS pointer: the same here
+    capsule_new = ctypes.pythonapi.PyCapsule_New
+    capsule_new.restype, capsule_new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    move = move_class(capsule_new(lmp.lmp.value, None, None))
+    move.init()
+    for _ in range(20):
+        move.initial_integrate(0)
+        move.final_integrate()
+    r, v, L = unwrapped_state(lmp)
+    lmp.close()
+    assert np.abs(r - network.positions).max() > 0.05
+    np.testing.assert_allclose(L, network.box, rtol=0, atol=0)
+    np.testing.assert_allclose(r, r_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(v, v_ref, rtol=0, atol=1e-12)
 
 
 # ------------------------------------------------------------------ errors

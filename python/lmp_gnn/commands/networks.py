@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULTS = dict(count=10, nodes=300, nu_min=-0.6, nu_max=0.4, seed=0, workers=1, tol=0.01, packing_fraction=0.95,
-                objective="joint", method="prune", attempts=10,
+                objective="joint", method="prune", attempts=30,
                 check_strain=0.01, linear_tol=0.03, check_increments=4, affine_slack=0.3)
 
 

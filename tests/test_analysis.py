@@ -150,9 +150,10 @@ def test_evaluate_command_writes_results_beside_the_baseline(tmp_path):
     assert rc == 0
     report = json.loads((tmp_path / "ev" / "results.json").read_text())
     direct = []
+    start = 3 + 2       # evaluate's default: h + 2, past the start-up transient
     for i, t in enumerate(trajs):
-        learned = rollout(ConstantAcceleration(c), t, 3, 26, 3, 0.004)
-        baseline = rollout(zero_acceleration_model, t, 3, 26, 3, 0.004)
+        learned = rollout(ConstantAcceleration(c), t, start, 29 - start, 3, 0.004)
+        baseline = rollout(zero_acceleration_model, t, start, 29 - start, 3, 0.004)
         direct.append(analysis.evaluate_network(t, learned, baseline, f"net{i}", mse_steps=(1, 20), strains=(0.01,)))
     agg = analysis.aggregate(direct)
     assert report["aggregate"]["n_networks"] == 2
@@ -202,6 +203,6 @@ def test_evaluate_command_records_a_failed_rollout(tmp_path):
     assert rc == 0
     report = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert [f["name"] for f in report["failed"]] == ["net1"]
-    assert "expected finite accelerations, got NaN/inf at step 3" in report["failed"][0]["error"]
+    assert "expected finite accelerations, got NaN/inf at step 5" in report["failed"][0]["error"]   # start h + 2
     assert report["aggregate"]["n_networks"] == 2 and report["aggregate"]["n_failed"] == 1
     assert "1 learned rollout(s) failed" in (tmp_path / "ev" / "summary.md").read_text()

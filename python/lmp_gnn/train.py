@@ -72,7 +72,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "val_windows": 512,     # validation windows for the one-step MSE (evenly spaced)
         "rollout_steps": 20,    # learned steps of the validation rollout
         "rollout_trajectories": 4,
-        "rollout_start": 0,     # first rollout snapshot is h + rollout_start
+        "rollout_start": 2,     # first rollout snapshot is h + rollout_start (past the start-up; docs/protocol.md)
         "ckpt_every": 1000,
         "time_limit": 0.0,      # minutes; 0 = none. Stops cleanly and writes last.pt
         "progress": True,

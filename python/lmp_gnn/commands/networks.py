@@ -27,8 +27,8 @@ rejected (retried with the next seed, like a floppy one) unless both the box ν 
 --linear-tol of that box ν. The measured values go to the sidecar ("linearity"). The pruning's
 --affine-slack (default 0.3) lowers the rejection rate: instead of the greediest removal, each
 step takes the least non-affine one among those that make at least 70 % of the greediest
-progress (on N = 300 networks across [-0.4, 0.2] this passed 8 of 9 checks where plain greedy
-passed 3 of 9). The .json is written last and atomically, so a network counts as done
+progress (24 networks, N = 300, ν across [-0.6, 0.4], --seed 11: 25 of 49 tuned networks rejected,
+against 63 of 87 with plain greedy pruning, --affine-slack 0). The .json is written last and atomically, so a network counts as done
 when its .json exists: an interrupted run resumes where it stopped with the same command.
 """
 

@@ -107,3 +107,18 @@ def test_mpi_two_ranks_equal_one(net, tmp_path):
     assert a.metadata["source"] == ["md"] * 5 + ["learned"] * 3 + ["md"] * 3
     np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-9)
     np.testing.assert_allclose(b.box, a.box, rtol=0, atol=1e-12)
+
+
+def test_compare_example_runs(net, tmp_path):
+    """examples/driver/compare.py as a user runs it: MD vs learned vs baseline, ν vs strain plot."""
+    from fixtures.make_models import make_models
+
+    model = make_models(tmp_path / "models")["spring"]
+    data = net.write_lammps_data(tmp_path / "net.data")
+    out = tmp_path / "compare.png"
+    proc = subprocess.run([sys.executable, ROOT / "examples" / "driver" / "compare.py", data, "--model", model,
+                           "--strain", "0.004", "-o", out], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert "true MD" in proc.stdout and "baseline" in proc.stdout
+    assert out.stat().st_size > 10_000

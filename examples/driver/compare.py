@@ -1,5 +1,6 @@
-"""Compress one network twice on a live LAMMPS — true MD all the way, and MD for the first
-h+1 snapshots then learned leaps — and plot ν vs strain of both.
+"""Compress one network on a live LAMMPS three ways — true MD all the way; MD for the first h + 2
+snapshots (past the start-up, docs/protocol.md) then learned leaps; the same with the
+zero-acceleration baseline — and plot ν vs strain of all three.
 
     python examples/driver/compare.py [NETWORK.data] [--model MODEL.pt] [-o compare.png]
 
@@ -17,7 +18,7 @@ from lmp_gnn import analysis, plots
 from lmp_gnn.commands.demo import SHIPPED_MODEL
 from lmp_gnn.driver import CompressionDriver
 from lmp_gnn.network import Network
-from lmp_gnn.rollout import load_model
+from lmp_gnn.rollout import load_model, zero_acceleration_model
 
 
 def main() -> None:
@@ -39,20 +40,24 @@ def main() -> None:
     h = model.history
 
     runs = {}
-    for label, schedule in (("true", [("md", n_total)]),
-                            ("learned", [("md", h), ("learned", n_total - h)])):
+    md_first = h + 2
+    for label, schedule, stepper in (("true", [("md", n_total)], None),
+                                     ("learned", [("md", md_first), ("learned", n_total - md_first)], model),
+                                     ("baseline", [("md", md_first), ("learned", n_total - md_first)],
+                                      zero_acceleration_model)):
         t0 = time.perf_counter()
         with CompressionDriver(net, delta_l=model.delta_l) as driver:
-            driver.run_schedule(schedule, model)
+            kwargs = {"history": h} if stepper is zero_acceleration_model else {}
+            driver.run_schedule(schedule, stepper, **kwargs)
             runs[label] = driver.trajectory()
         runs[label].metadata["wall_s"] = time.perf_counter() - t0
     if MPI.COMM_WORLD.rank == 0:
         series = {who: analysis.poisson_series(traj) for who, traj in runs.items()}
-        plots.plot_nu_vs_strain(series, args.out, title=f"N = {net.n_nodes}: MD vs learned leaps after {h} MD snapshots",
-                                start_strain=float(series["true"]["strain"][h]))
+        plots.plot_nu_vs_strain(series, args.out, title=f"N = {net.n_nodes}: MD vs learned leaps after {md_first} MD snapshots",
+                                start_strain=float(series["true"]["strain"][md_first]))
         last = {who: float(s["nu_box"][-1]) for who, s in series.items()}
         print(f"ν_box at {100 * series['true']['strain'][-1]:.2f} % strain: true MD {last['true']:+.4f}, "
-              f"learned {last['learned']:+.4f}; wall time MD {runs['true'].metadata['wall_s']:.1f} s, "
+              f"learned {last['learned']:+.4f}, baseline {last['baseline']:+.4f}; wall time MD {runs['true'].metadata['wall_s']:.1f} s, "
               f"MD+learned {runs['learned'].metadata['wall_s']:.1f} s; wrote {Path(args.out).resolve()}")
 
 

@@ -31,6 +31,10 @@ NODES = 200
 NU_RANGE = (-0.5, 0.35)
 TRAIN_SEED = 7
 TEST_SEED = 7007
+# learned steps per rollout: ~1.5 % strain at N = 200. The shipped model is no better than the
+# zero-acceleration baseline at 20 steps and diverges on ~1 network in 8 by 100 (README, "Learned
+# simulator accuracy"); longer rollouts only show that divergence.
+ROLLOUT_STEPS = 100
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         stage("export", ["export", str(run_dir / "last.pt"), "-o", str(model)])
     report = out / "report"
     stage("compare", ["evaluate", str(model), "--data", str(test_traj), "-o", str(report), "--engine", "lammps",
-                      "--plot-networks", str(TEST_NETWORKS), "--strains", "0.01", "0.045"])
+                      "--plot-networks", str(TEST_NETWORKS), "--steps", str(ROLLOUT_STEPS), "--strains", "0.01"])
     path = write_report(report, test_traj, model, times, pretrained=bool(args.pretrained))
     total = sum(times.values())
     print(f"\nlmp-gnn demo: done in {total / 60:.1f} min; open {path}", file=sys.stderr)
@@ -108,8 +112,8 @@ def write_report(report: Path, test_traj: Path, model: Path, times: dict[str, fl
     lines = [
         "# lmp-gnn demo report", "",
         f"Model: `{model}`{' (shipped, pretrained)' if pretrained else ' (trained by this demo)'}; "
-        f"{len(names)} unseen networks, compressed to ~5 % strain by true LAMMPS MD and rolled out from "
-        f"snapshot {results['start']} by `fix gnn/rollout` (mode leap) inside LAMMPS, beside the "
+        f"{len(names)} unseen networks, compressed by true LAMMPS MD and rolled out for {ROLLOUT_STEPS} learned "
+        f"steps from snapshot {results['start']} by `fix gnn/rollout` (mode leap) inside LAMMPS, beside the "
         "zero-acceleration baseline r(t+1) = 2r(t) - r(t-1) from the same start.", "",
         (report / "summary.md").read_text(), "",
         "## Speed", "",

@@ -41,6 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="last true snapshot (default: h + 2, the first whose velocity history is past the "
                              "start-up transient of the deformation; docs/protocol.md)")
     parser.add_argument("--max-networks", type=int, default=None, help="evaluate at most this many trajectories")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="learned steps per rollout (default: to the end of each trajectory)")
     parser.add_argument("--mse-steps", type=int, nargs="+", default=[1, 20, 100],
                         help="rollout steps at which position MSE is reported (default: 1 20 100)")
     parser.add_argument("--nu-steps", type=int, nargs="+", default=[20, 100],
@@ -134,7 +136,7 @@ def summary_table(agg: dict, model: str, start: int | None = None) -> str:
                          f"{_fmt(lv['mean_abs_error'], '.4f')} | {_fmt(bv['r2'], '.3f')} / "
                          f"{_fmt(bv['mean_abs_error'], '.4f')} | {lv['n']} |")
     if agg.get("n_failed"):
-        lines.insert(3, f"**{agg['n_failed']} learned rollout(s) failed (non-finite or malformed output) and are "
+        lines.insert(3, f"**{agg['n_failed']} learned rollout(s) failed (non-finite or malformed output, or LAMMPS stopped) and are "
                         "not in the table; see `failed` in results.json.**\n")
     a = agg["alpha"]
     lines.append(f"| complexity α over the rollout (true MD: {_fmt(a['true'])}) | {_fmt(a['learned'])} "
@@ -191,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "lammps" and args.model == "zero":
         print("lmp-gnn evaluate: error: --engine lammps needs an exported model file, got `zero`", file=sys.stderr)
         return 2
+    if args.steps is not None and args.steps < 1:
+        print(f"lmp-gnn evaluate: error: expected --steps >= 1, got {args.steps}", file=sys.stderr)
+        return 2
     if args.max_networks is not None:
         files = files[: args.max_networks]
     start = spec.history + STARTUP_SNAPSHOTS if args.start is None else args.start
@@ -215,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
         traj = load_trajectory(path)
         delta_l = trajectory_delta_l(traj, path, spec.delta_l)
         n_steps = traj.n_snapshots - 1 - start
+        if args.steps is not None:
+            n_steps = min(n_steps, args.steps)
         if n_steps < 1:
             raise ValueError(f"{path}: expected more than {start + 1} snapshots to roll out from {start}, "
                              f"got {traj.n_snapshots}")

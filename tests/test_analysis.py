@@ -206,3 +206,19 @@ def test_evaluate_command_records_a_failed_rollout(tmp_path):
     assert "expected finite accelerations, got NaN/inf at step 5" in report["failed"][0]["error"]   # start h + 2
     assert report["aggregate"]["n_networks"] == 2 and report["aggregate"]["n_failed"] == 1
     assert "1 learned rollout(s) failed" in (tmp_path / "ev" / "summary.md").read_text()
+
+
+def test_evaluate_steps_limits_the_rollout(tmp_path):
+    import json
+
+    from lmp_gnn.cli import main
+    from lmp_gnn.trajectory import save_trajectory
+
+    save_trajectory(tmp_path / "d" / "net0.npz", affine_trajectory(n_snapshots=30, n=6, seed=0, curvature=1e-6))
+    rc = main(["evaluate", "zero", "--data", str(tmp_path / "d"), "-o", str(tmp_path / "ev"), "--steps", "4",
+               "--plot-networks", "0", "--mse-steps", "1", "4", "--nu-steps", "4", "--strains", "0.001"])
+    assert rc == 0
+    net = json.loads((tmp_path / "ev" / "results.json").read_text())["networks"][0]
+    assert net["n_steps"] == {"learned": 4, "baseline": 4}
+    assert "for 4 learned steps" in (tmp_path / "ev" / "summary.md").read_text()
+    assert main(["evaluate", "zero", "--data", str(tmp_path / "d"), "-o", str(tmp_path / "ev2"), "--steps", "0"]) == 2

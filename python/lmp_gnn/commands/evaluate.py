@@ -115,11 +115,12 @@ def _fmt(x: Any, spec: str = ".3g") -> str:
 STARTUP_SNAPSHOTS = 2
 
 
-def summary_table(agg: dict, model: str, start: int | None = None) -> str:
+def summary_table(agg: dict, model: str, start: int | None = None, steps: int | None = None) -> str:
     """The aggregate as Markdown: one row per metric, learned beside the zero-acceleration baseline."""
     lines = [f"# Evaluation of `{model}`", "",
-             f"{agg['n_networks']} test networks; rollouts from snapshot {'h' if start is None else start} to the end "
-             "of each trajectory. ν after k steps is measured at snapshot start+k from snapshot 0; ν at a strain at "
+             f"{agg['n_networks']} test networks; rollouts from snapshot {'h' if start is None else start} "
+             + ("to the end of each trajectory" if steps is None else f"for {steps} learned steps (at most)")
+             + ". ν after k steps is measured at snapshot start+k from snapshot 0; ν at a strain at "
              "the nearest snapshot.",
              "", "| metric | learned | zero-acceleration baseline | networks |", "| --- | --- | --- | --- |"]
     for step, v in agg["mse"]["learned"].items():
@@ -270,8 +271,8 @@ def run(args: argparse.Namespace) -> int:
               "model_ms_per_step_mean": float(np.mean(model_ms)), "wall_time_s": time.perf_counter() - t0,
               "aggregate": agg, "networks": [_scalars(r) for r in results], "failed": failed}
     (out / "results.json").write_text(json.dumps(report, indent=1))
-    (out / "summary.md").write_text(summary_table(agg, spec.label, start))
-    print(summary_table(agg, spec.label, start))
+    (out / "summary.md").write_text(summary_table(agg, spec.label, start, args.steps))
+    print(summary_table(agg, spec.label, start, args.steps))
     print(f"wrote {out / 'results.json'}, {out / 'summary.md'}, {len(results)} network files and "
           f"{len(written)} plots in {out}", file=sys.stderr)
     return 0

@@ -61,23 +61,8 @@ class CompressionDriver:
         self.positions: list[np.ndarray] = []
         self.box: list[np.ndarray] = []
         self.source: list[str] = []
-        self.lmp = md._setup(net, timestep=timestep, log=log)
-        cmd = self.lmp.command
-        if minimize:
-            cmd("fix relax all box/relax y 0.0 vmax 0.001")
-            cmd("min_style cg")
-            cmd("minimize 0.0 1.0e-12 10000 100000")
-            cmd("unfix relax")
-        cmd("reset_timestep 0")
-        cmd("fix press all press/berendsen y 0.0 0.0 1.0 modulus 1.0 dilate all")
-        if thermostat == "langevin":
-            cmd(f"fix bath all langevin {temperature:.17g} {temperature:.17g} {damp:.17g} "
-                f"{seed % 900_000_000 + 1} zero yes")
-        else:
-            cmd(f"fix bath all viscous {1.0 / damp:.17g}")
-        cmd("fix integrate all nve")
-        cmd("fix planar all enforce2d")
-        cmd(f"run {self.xi} post no")          # relaxation at zero strain, one snapshot interval
+        self.lmp = md.relaxed_lammps(net, timestep=timestep, temperature=temperature, damp=damp, seed=seed,
+                                     thermostat=thermostat, minimize=minimize, relax_steps=self.xi, log=log)
         self._record("md")
 
     # ------------------------------------------------------------------ segments
@@ -182,7 +167,7 @@ class CompressionDriver:
         return (r_new - r_old - affine) / (self.xi * self.timestep)
 
     def _record(self, source: str) -> None:
-        pos, box = md._snapshot(self.lmp, self.n)
+        pos, box = md.snapshot(self.lmp, self.n)
         self.positions.append(pos)
         self.box.append(box)
         self.source.append(source)

@@ -72,29 +72,15 @@ def compress(net: Network, *, max_strain: float = 0.05, delta_l: float = 2e-3, t
     xi = md_steps_per_snapshot(lx0, delta_l, strain_rate, timestep)
     rate = delta_l / (xi * timestep * lx0)  # used rate: exactly Δl per ξ steps
     n_total = n_steps * xi
-    lammps_seed = seed % 900_000_000 + 1  # LAMMPS wants a positive seed
 
     t_start = time.perf_counter()
     positions = np.empty((n_steps + 1, net.n_nodes, 2))
     box = np.empty((n_steps + 1, 2))
-    lmp = _setup(net, timestep=timestep, log=log)
+    lmp = relaxed_lammps(net, timestep=timestep, temperature=temperature, damp=damp, seed=seed,
+                         thermostat=thermostat, minimize=minimize, relax_steps=xi, log=log)
     try:
         cmd = lmp.command
-        if minimize:
-            cmd("fix relax all box/relax y 0.0 vmax 0.001")
-            cmd("min_style cg")
-            cmd("minimize 0.0 1.0e-12 10000 100000")
-            cmd("unfix relax")
-        cmd("reset_timestep 0")
-        cmd("fix press all press/berendsen y 0.0 0.0 1.0 modulus 1.0 dilate all")
-        if thermostat == "langevin":
-            cmd(f"fix bath all langevin {temperature:.17g} {temperature:.17g} {damp:.17g} {lammps_seed} zero yes")
-        else:
-            cmd(f"fix bath all viscous {1.0 / damp:.17g}")
-        cmd("fix integrate all nve")
-        cmd("fix planar all enforce2d")
-        cmd(f"run {xi} post no")  # relaxation at zero strain, one snapshot interval long
-        positions[0], box[0] = _snapshot(lmp, net.n_nodes)
+        positions[0], box[0] = snapshot(lmp, net.n_nodes)
         if abs(box[0, 0] - lx0) > 1e-9 * lx0:  # only y is relaxed; the ramp starts from Lx0
             raise RuntimeError(f"expected Lx = {lx0} after relaxation, got {box[0, 0]}")
         box[0, 0] = lx0
@@ -110,7 +96,7 @@ def compress(net: Network, *, max_strain: float = 0.05, delta_l: float = 2e-3, t
             # the first chunk needs pre yes for the new fixes' setup.
             pre = "yes" if t == 1 else "no"
             cmd(f"run {xi} start 0 stop {n_total} pre {pre} post no")
-            positions[t], box[t] = _snapshot(lmp, net.n_nodes)
+            positions[t], box[t] = snapshot(lmp, net.n_nodes)
             if progress:
                 progress(t + 1, n_steps + 1)
     finally:
@@ -185,6 +171,38 @@ def check_arguments(*, max_strain: float, delta_l: float, temperature: float, st
                          "expected a larger delta_l or a smaller strain_rate·timestep")
 
 
+def relaxed_lammps(net: Network, *, timestep: float, temperature: float, damp: float, seed: int,
+                   thermostat: str, minimize: bool, relax_steps: int, log=None):
+    """A LAMMPS instance holding `net` under the protocol's fixes, relaxed at zero strain.
+
+    Energy minimisation with zero stress on y (if `minimize`), then the fixes of every MD
+    segment (Berendsen on y, the thermostat, nve, enforce2d last) and `relax_steps` MD steps
+    without deformation; the caller adds `fix deform`. Timestep counter at 0 before the MD.
+    """
+    lmp = _setup(net, timestep=timestep, log=log)
+    try:
+        cmd = lmp.command
+        if minimize:
+            cmd("fix relax all box/relax y 0.0 vmax 0.001")
+            cmd("min_style cg")
+            cmd("minimize 0.0 1.0e-12 10000 100000")
+            cmd("unfix relax")
+        cmd("reset_timestep 0")
+        cmd("fix press all press/berendsen y 0.0 0.0 1.0 modulus 1.0 dilate all")
+        if thermostat == "langevin":
+            lammps_seed = seed % 900_000_000 + 1  # LAMMPS wants a positive seed
+            cmd(f"fix bath all langevin {temperature:.17g} {temperature:.17g} {damp:.17g} {lammps_seed} zero yes")
+        else:
+            cmd(f"fix bath all viscous {1.0 / damp:.17g}")
+        cmd("fix integrate all nve")
+        cmd("fix planar all enforce2d")
+        cmd(f"run {relax_steps} post no")  # relaxation at zero strain, one snapshot interval long
+    except Exception:
+        lmp.close()
+        raise
+    return lmp
+
+
 def _setup(net: Network, *, timestep: float, log):
     """A LAMMPS instance with `net` read (centred box), bonded interactions only."""
     from lmp_gnn._lammps import new_lammps
@@ -212,7 +230,7 @@ def _setup(net: Network, *, timestep: float, log):
     return lmp
 
 
-def _snapshot(lmp, n: int) -> tuple[np.ndarray, np.ndarray]:
+def snapshot(lmp, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Unwrapped positions [N, 2] (x + image·L − box centre, ordered by atom ID) and box lengths [2]."""
     boxlo, boxhi, *_ = lmp.extract_box()
     lo, hi = np.array(boxlo[:2]), np.array(boxhi[:2])
@@ -260,7 +278,7 @@ def athermal_compression(net: Network, strain: float, *, increments: int = 10, f
         cmd = lmp.command
         cmd("min_style cg")
         cmd("thermo_style custom step pe pyy fnorm")
-        r0, box0 = _snapshot(lmp, net.n_nodes)
+        r0, box0 = snapshot(lmp, net.n_nodes)
         for k in range(1, int(increments) + 1):
             eps = strain * k / increments
             half = 0.5 * lx0 * (1.0 - eps)
@@ -268,7 +286,7 @@ def athermal_compression(net: Network, strain: float, *, increments: int = 10, f
             cmd("fix relax all box/relax y 0.0 vmax 1.0e-4")
             cmd(f"minimize 0.0 {ftol:.6g} 20000 200000")
             cmd("unfix relax")
-            r, box = _snapshot(lmp, net.n_nodes)
+            r, box = snapshot(lmp, net.n_nodes)
             out["strain"].append(float(eps))
             out["nu_box"].append(float((box[1] - ly0) / ly0 / eps))
             out["nu_est"].append(nu_estimator(r0, r, box0, box))

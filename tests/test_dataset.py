@@ -199,3 +199,25 @@ def test_events_are_left_out_of_the_windows():
 def test_event_ratio_is_checked():
     with pytest.raises(DatasetError, match="expected event_ratio >= 0"):
         WindowDataset([hand_trajectory()], 2, event_ratio=-1.0)
+
+
+def test_pushed_forward_windows():
+    """With the exact one-step prediction a push-forward window is the ordinary window; with the
+    zero prediction its target brings r(t+1) back to the truth from the model's r(t)."""
+    traj = hand_trajectory(n_snap=8)
+    ds = WindowDataset([traj], 2, dtype=torch.float64)
+    r = torch.as_tensor(traj.positions)
+    t = 4
+    oracle = lambda nf, ei, ef: r[t] - 2 * r[t - 1] + r[t - 2]          # the true a(t-1)
+    plain = ds.sample(0, t, noise=False)
+    pushed = ds.sample(0, t, noise=False, predict=oracle)
+    for a, b in zip(plain, pushed):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-15)
+    zero = lambda nf, ei, ef: torch.zeros(nf.shape[0], 2, dtype=nf.dtype)
+    nf, _, _, target = ds.sample(0, t, noise=False, predict=zero)
+    r_t = 2 * r[t - 1] - r[t - 2]                                        # the zero model's r(t)
+    torch.testing.assert_close(nf[:, :2], r_t - r[t - 1], rtol=0, atol=1e-15)
+    torch.testing.assert_close(r_t + (r_t - r[t - 1]) + target, r[t + 1], rtol=0, atol=1e-14)
+    # the first window has no quiet window before it: it stays an ordinary window
+    for a, b in zip(ds.sample(0, 2, noise=False), ds.sample(0, 2, noise=False, predict=zero)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

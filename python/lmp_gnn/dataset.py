@@ -28,6 +28,7 @@ from __future__ import annotations
 import glob
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -172,6 +173,7 @@ class WindowDataset:
         if not windows:
             raise DatasetError(f"expected windows left after leaving out events (event_ratio {event_ratio}), got none")
         self.windows = torch.tensor(windows, dtype=torch.long)          # [W, 2] (trajectory, t)
+        self._quiet = set(windows)
 
     def __len__(self) -> int:
         return self.windows.shape[0]
@@ -181,11 +183,18 @@ class WindowDataset:
         return [g.name for g in self.graphs]
 
     def sample(self, traj: int, t: int, generator: torch.Generator | None = None,
-               noise: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+               noise: bool = True, predict: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(node_features [N, 2h], edge_index [2, E], edge_features [E, 4], target [N, 2]) at snapshot t.
 
         Noise is added when `noise` and noise_std > 0 (needs `generator` for reproducibility).
+        With `predict` (the model, raw features -> raw accelerations) and a quiet window at t-1, the
+        window is "pushed forward" instead: r(t) is the model's own one-step prediction from the true
+        state at t-1, and the target the acceleration that brings r(t+1) back to the truth, so that
+        training sees the model's own errors (the push-forward trick; noise is then not added).
         """
+        if predict is not None and (traj, t - 1) in self._quiet:
+            return self._pushed_forward(traj, t, predict)
         g = self.graphs[traj]
         h = self.history
         if not h <= t <= g.n_snapshots - 2:
@@ -204,14 +213,29 @@ class WindowDataset:
         ef = features.edge_features(r_t, g.box[t], g.edge_index, g.rest_length)
         return nf.to(self.dtype), g.edge_index, ef.to(self.dtype), target.to(self.dtype)
 
+    def _pushed_forward(self, traj: int, t: int, predict: Callable[[Tensor, Tensor, Tensor], Tensor]
+                        ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        g = self.graphs[traj]
+        r = g.positions
+        nf, ei, ef, _ = self.sample(traj, t - 1, noise=False)             # the true state at t-1
+        with torch.no_grad():
+            a = predict(nf, ei, ef).detach().to(device="cpu", dtype=torch.float64)
+        r_t = 2.0 * r[t - 1] - r[t - 2] + a                               # the model's r(t)   [N, 2]
+        vel = features.velocity_history(r, t, self.history).clone()
+        vel[0] = r_t - r[t - 1]
+        target = r[t + 1] - 2.0 * r_t + r[t - 1]                          # r(t) + v(t) + a = r(t+1)
+        ef = features.edge_features(r_t, g.box[t], g.edge_index, g.rest_length)
+        return features.node_features(vel).to(self.dtype), g.edge_index, ef.to(self.dtype), target.to(self.dtype)
+
     def batch(self, indices: Sequence[int] | Tensor, generator: torch.Generator | None = None,
-              noise: bool = True) -> GraphBatch:
+              noise: bool = True, predict: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
+              ) -> GraphBatch:
         """The windows `indices` (into `self.windows`) as one disjoint graph."""
         nfs, eis, efs, tgs, ids = [], [], [], [], []
         offset = 0
         for k, i in enumerate(torch.as_tensor(indices, dtype=torch.long).tolist()):
             traj, t = self.windows[i].tolist()
-            nf, ei, ef, tg = self.sample(traj, t, generator, noise)
+            nf, ei, ef, tg = self.sample(traj, t, generator, noise, predict)
             nfs.append(nf)
             eis.append(ei + offset)
             efs.append(ef)

@@ -67,6 +67,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "device": "auto",       # auto | cpu | cuda | cuda:N
         "num_threads": 0,       # torch intra-op threads per process; 0 = leave torch's default
         "grad_clip": 0.0,       # max gradient norm; 0 = off
+        "pushforward": 0.0,     # share of batches whose inputs are the model's own one-step prediction
         "log_every": 50,
         "val_every": 1000,
         "val_windows": 512,     # validation windows for the one-step MSE (evenly spaced)
@@ -330,6 +331,15 @@ def _datasets(cfg: dict, history: int, dtype: torch.dtype) -> tuple[WindowDatase
     return train, val, meta
 
 
+def _predictor(model: GNNSimulator, device: torch.device):
+    """The model as a plain function on host features (for push-forward windows)."""
+    dtype = next(model.parameters()).dtype
+
+    def predict(nf: Tensor, ei: Tensor, ef: Tensor) -> Tensor:
+        return model(nf.to(device, dtype), ei.to(device), ef.to(device, dtype))
+    return predict
+
+
 def _batch_generator(seed: int, rank: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7_919 + step * 104_729) % (2 ** 63))
 
@@ -432,7 +442,10 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
         while step < steps:
             gen = _batch_generator(int(t["seed"]), d.rank, step)
             idx = torch.randint(0, len(train_set), (int(t["batch_size"]),), generator=gen)
-            batch = train_set.batch(idx, generator=gen).to(d.device)
+            pushed = float(t["pushforward"]) > 0 and \
+                float(torch.rand((), generator=gen)) < float(t["pushforward"])
+            batch = train_set.batch(idx, generator=gen, predict=_predictor(model, d.device) if pushed else None
+                                    ).to(d.device)
             update_normalizers(model, batch, d)
             loss = loss_module(batch.node_features, batch.edge_index, batch.edge_features, batch.target)
             optimizer.zero_grad(set_to_none=True)

@@ -253,7 +253,7 @@ def evaluate(model: GNNSimulator, val: WindowDataset, cfg: dict, device: torch.d
     rollout_mse / rollout_baseline_mse (positions, distance², mean over nodes, axes and steps)
     and rollout_ratio.
     """
-    from lmp_gnn.rollout import rollout, zero_acceleration_model
+    from lmp_gnn.rollout import RolloutError, rollout, zero_acceleration_model
 
     t = cfg["train"]
     was_training = model.training
@@ -294,9 +294,12 @@ def evaluate(model: GNNSimulator, val: WindowDataset, cfg: dict, device: torch.d
                       "rest_length": g.rest_length[: g.rest_length.shape[0] // 2]}
             delta_l = float(g.metadata.get("delta_l", float(g.box[0, 0] - g.box[1, 0])))
             truth = g.positions[start + 1: start + n_steps + 1].numpy()
-            res = rollout(learned, arrays, start, n_steps, h, delta_l, dtype)
             base = rollout(zero_acceleration_model, arrays, start, n_steps, h, delta_l, torch.float64)
-            err += float(((res.positions[start + 1:] - truth) ** 2).sum())
+            try:
+                res = rollout(learned, arrays, start, n_steps, h, delta_l, dtype)
+                err += float(((res.positions[start + 1:] - truth) ** 2).sum())
+            except RolloutError:        # a diverging model is a validation result, not a crash
+                err = math.inf
             err_base += float(((base.positions[start + 1:] - truth) ** 2).sum())
             count += truth.size
         if count:

@@ -449,7 +449,8 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
                 float(torch.rand((), generator=gen)) < float(t["pushforward"])
             batch = train_set.batch(idx, generator=gen, predict=_predictor(model, d.device) if pushed else None
                                     ).to(d.device)
-            update_normalizers(model, batch, d)
+            if not pushed:   # statistics of the data, not of the model's early mistakes
+                update_normalizers(model, batch, d)
             loss = loss_module(batch.node_features, batch.edge_index, batch.edge_features, batch.target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

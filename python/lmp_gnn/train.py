@@ -445,8 +445,9 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
         while step < steps:
             gen = _batch_generator(int(t["seed"]), d.rank, step)
             idx = torch.randint(0, len(train_set), (int(t["batch_size"]),), generator=gen)
+            # the same draw on every rank: the normaliser all-reduce must happen on all or none
             pushed = float(t["pushforward"]) > 0 and \
-                float(torch.rand((), generator=gen)) < float(t["pushforward"])
+                float(torch.rand((), generator=_batch_generator(int(t["seed"]), 0, step))) < float(t["pushforward"])
             batch = train_set.batch(idx, generator=gen, predict=_predictor(model, d.device) if pushed else None
                                     ).to(d.device)
             if not pushed:   # statistics of the data, not of the model's early mistakes

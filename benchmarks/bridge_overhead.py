@@ -98,24 +98,11 @@ def make_model(outdir: Path) -> None:
 
 
 def lattice(n_target: int, seed: int = 0):
-    from lmp_gnn.network import Network
+    """A jittered periodic triangular network of about n_target nodes."""
+    from lmp_gnn.generate import triangular_network
 
     nx = int(round(np.sqrt(n_target)))
-    ny = nx + (nx % 2)
-    rng = np.random.default_rng(seed)
-    h = np.sqrt(3.0) / 2.0
-    box = np.array([nx * 1.0, ny * h])
-    pos = np.array([[i + 0.5 * (j % 2) + 0.25, (j + 0.5) * h] for j in range(ny) for i in range(nx)]) - box / 2
-    pos += rng.uniform(-0.05, 0.05, pos.shape)
-    idx = lambda i, j: (j % ny) * nx + (i % nx)  # noqa: E731
-    bonds = []
-    for j in range(ny):
-        for i in range(nx):
-            bonds += [(idx(i, j), idx(i + 1, j)), (idx(i, j), idx(i, j + 1)),
-                      (idx(i, j), idx(i - 1 + 2 * (j % 2), j + 1))]
-    net = Network(pos, box, np.array(bonds), np.ones(len(bonds)))
-    rest = net.bond_lengths() * (1.0 + rng.uniform(-0.05, 0.05, net.n_bonds))
-    return Network(net.positions, box, net.bonds, rest)
+    return triangular_network(nx, nx + (nx % 2), seed=seed)
 
 
 def ms_per_step(variants: list[tuple[str, str]], data: Path, workdir: Path, steps: int, threads: int,

@@ -5,7 +5,7 @@ the same model and network, in one run, and print ms per learned step and their 
 Model: the paper-size GNNSimulator (lmp_gnn.model defaults: k = 1, h = 3, width 128), untrained,
 scripted by lmp_gnn.export.script_model in float32 with full metadata; its random output is scaled
 by 1e-6 (a scripted wrapper) so that atoms stay put while the step is timed. Networks: triangular lattices of
-N = n² nodes (make_inputs.lattice). One torch thread and one MPI rank on both sides.
+N ≈ n² nodes (lmp_gnn.generate.triangular_network). One torch thread and one MPI rank on both sides.
 
     python bench_leap.py [n ...]        (default: 32 100, i.e. N = 1024 and 10000)
 """
@@ -28,7 +28,8 @@ from lmp_gnn.model import GNNSimulator, ModelConfig
 from lmp_gnn.rollout import rollout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_inputs import METADATA, lattice  # noqa: E402
+from make_inputs import METADATA  # noqa: E402
+from lmp_gnn.generate import triangular_network  # noqa: E402
 
 STEPS = 50
 
@@ -58,7 +59,7 @@ def main(sizes: list[int]) -> None:
         print(f"{'N':>7} {'fix ms/step':>12} {'model ms':>9} {'fix own ms':>10} {'python ms/step':>15} "
               f"{'python/fix':>10}")
         for n in sizes:
-            net = lattice(n)
+            net = triangular_network(n, n + (n % 2), seed=7)
             net.write_lammps_data(tmp / "net.data")
             deck = f"""units lj
 dimension 2

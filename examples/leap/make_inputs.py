@@ -15,11 +15,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lmp_gnn.network import Network
+from lmp_gnn.generate import triangular_network
 
 HERE = Path(__file__).resolve().parent
 METADATA = {
@@ -46,27 +45,11 @@ class DampedSprings(nn.Module):
         return a - self.coef[1] * node_features[:, 0:2]
 
 
-def lattice(n: int = 16, seed: int = 7) -> Network:
-    rng = np.random.default_rng(seed)
-    h = np.sqrt(3.0) / 2.0
-    box = np.array([n * 1.0, n * h])
-    pos = np.array([[i + 0.5 * (j % 2) + 0.25, (j + 0.5) * h] for j in range(n) for i in range(n)]) - box / 2
-    pos += rng.uniform(-0.05, 0.05, pos.shape)
-    idx = lambda i, j: (j % n) * n + (i % n)  # noqa: E731
-    bonds = []
-    for j in range(n):
-        for i in range(n):
-            bonds += [(idx(i, j), idx(i + 1, j)), (idx(i, j), idx(i, j + 1)),
-                      (idx(i, j), idx(i - 1 + 2 * (j % 2), j + 1))]
-    net = Network(pos, box, np.array(bonds), np.ones(len(bonds)))
-    rest = net.bond_lengths() * (1.0 + rng.uniform(-0.05, 0.05, net.n_bonds))
-    return Network(net.positions, box, net.bonds, rest)
-
-
 def main() -> None:
     data, model = HERE / "net.data", HERE / "springs.pt"
     if not data.exists():
-        lattice().write_lammps_data(data, title="examples/leap: 16 x 16 triangular network")
+        triangular_network(16, 16, seed=7).write_lammps_data(
+            data, title="examples/leap: 16 x 16 triangular network")
     if not model.exists():
         torch.jit.save(torch.jit.script(DampedSprings()), str(model),
                        _extra_files={k: v.encode() for k, v in METADATA.items()})

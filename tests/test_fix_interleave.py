@@ -73,3 +73,33 @@ fix leap all gnn/rollout {models['spring']} init fix sh
     assert out.returncode != 0
     assert ("ERROR: Fix gnn/rollout init fix sh: its last snapshot is from step 30, not the current "
             "step 35; end the MD run on a multiple of its every (10)") in text, text[-2000:]
+
+
+def test_md_learned_md_ranks_agree(models, tmp_path):
+    """The interleaved deck (MD with a shadow fix, a learned block started from its history, MD
+    again) under `mpirun -np 2 lmp` gives the np = 1 positions."""
+    net = triangular_network(10, 10, seed=7)
+    net.write_lammps_data(tmp_path / "net.data")
+    deck = deck_header("net.data", comm_cutoff=3.0) + f"""
+velocity all create 1e-4 11 loop geom
+fix md all nve
+fix sh all gnn/rollout {models['spring']} mode shadow every {EVERY}
+run {4 * EVERY}
+unfix md
+fix leap all gnn/rollout {models['spring']} init fix sh
+unfix sh
+run 6
+unfix leap
+fix md all nve
+run 20
+write_dump all custom final.dump id xu yu modify format float %.17g sort id
+"""
+    finals = {}
+    for nprocs in (1, 2):
+        work = tmp_path / f"np{nprocs}"
+        work.mkdir()
+        (work / "net.data").write_text((tmp_path / "net.data").read_text())
+        out = run_lmp(deck, work, nprocs=nprocs)
+        assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+        finals[nprocs] = np.loadtxt(work / "final.dump", skiprows=9)
+    np.testing.assert_allclose(finals[2][:, 1:], finals[1][:, 1:], rtol=0, atol=1e-9)

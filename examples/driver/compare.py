@@ -14,8 +14,7 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from lmp_gnn import analysis, plots
-from lmp_gnn.commands.demo import SHIPPED_MODEL
+from lmp_gnn import SHIPPED_MODEL, analysis, plots
 from lmp_gnn.driver import CompressionDriver
 from lmp_gnn.network import Network
 from lmp_gnn.rollout import load_model, zero_acceleration_model

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "data" / "demo_model.pt"
+from lmp_gnn import SHIPPED_MODEL
 
 # embedded defaults: small enough for ≤ 15 minutes on 2 cores, large enough to mean something
 TRAIN_NETWORKS = 12

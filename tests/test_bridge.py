@@ -22,7 +22,7 @@ import torch
 
 from fixtures.lammps_run import peratom_fix_array, run_in_process, run_lmp, unwrapped_state, write_history
 from fixtures.lattice import deck_header, triangular_network
-from fixtures.make_models import DEFAULT_METADATA, make_models
+from fixtures.make_models import DEFAULT_METADATA
 from lmp_gnn import bridge
 from lmp_gnn.rollout import rollout
 
@@ -31,11 +31,6 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:.*torch\.jit.*:DeprecationWarni
 FACTORIES = Path(__file__).resolve().parent / "fixtures" / "bridge_models.py"
 DELTA_L = float(DEFAULT_METADATA["delta_l"])
 PARITY_TOL = 1e-6     # the acceptance bound between the two backends
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return make_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

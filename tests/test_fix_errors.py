@@ -10,12 +10,6 @@ import pytest
 
 from fixtures.lammps_run import run_lmp
 from fixtures.lattice import deck_header, triangular_network
-from fixtures.make_models import make_models
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return make_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,12 @@ import torch
 
 from fixtures.lammps_run import read_dump, run_in_process, run_lmp, unwrapped_state
 from fixtures.lattice import deck_header, triangular_network
-from fixtures.make_models import DEFAULT_METADATA, make_models
+from fixtures.make_models import DEFAULT_METADATA
 from lmp_gnn.rollout import rollout
 
 EVERY = 10
 MDSTEPS = float(DEFAULT_METADATA["md_steps_per_step"])
 DELTA_L = float(DEFAULT_METADATA["delta_l"])
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return make_models(tmp_path_factory.mktemp("models"))
 
 
 def test_md_learned_md(models, tmp_path):

@@ -14,17 +14,12 @@ import torch
 from fixtures.lammps_run import (peratom_fix_array, run_in_process, run_lmp, unwrapped_state,
                                  write_history)
 from fixtures.lattice import deck_header, triangular_network
-from fixtures.make_models import CONSTANT_A, DEFAULT_METADATA, LINEAR_C, make_models
+from fixtures.make_models import CONSTANT_A, DEFAULT_METADATA, LINEAR_C
 from lmp_gnn.rollout import rollout
 
 DELTA_L = float(DEFAULT_METADATA["delta_l"])
 MDSTEPS = float(DEFAULT_METADATA["md_steps_per_step"])
 DT = 0.05
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return make_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,8 @@ import pytest
 
 from fixtures.lammps_run import MPIRUN, run_lmp, write_history
 from fixtures.lattice import deck_header, triangular_network
-from fixtures.make_models import make_models
 
 pytestmark = pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun of the mpich wheel not installed")
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return make_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

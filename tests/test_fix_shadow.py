@@ -12,18 +12,13 @@ import torch
 
 from fixtures.lammps_run import read_dump, run_in_process
 from fixtures.lattice import deck_header, triangular_network
-from fixtures.make_models import DEFAULT_METADATA, make_models
+from fixtures.make_models import DEFAULT_METADATA
 from lmp_gnn import features
 from lmp_gnn.rollout import rollout
 
 EVERY = 10
 SNAPS = 12          # snapshots 0 .. SNAPS-1
 DELTA_L = float(DEFAULT_METADATA["delta_l"])
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return make_models(tmp_path_factory.mktemp("models"))
 
 
 def nu_est(r, box, r0, box0):

@@ -6,18 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from fixtures.make_models import make_models
 from lmp_gnn import md
 from lmp_gnn.cli import main as cli_main
 from lmp_gnn.generate import jammed_network
 from lmp_gnn.lammps_rollout import lammps_rollout
 from lmp_gnn.rollout import load_model, rollout
 from lmp_gnn.trajectory import save_trajectory
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return make_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "leap"))
-from bench_leap import Quiet  # noqa: E402
+from bench_leap import Quiet, timing_deck  # noqa: E402
 from make_inputs import METADATA  # noqa: E402
 
 from lmp_gnn.export import script_model  # noqa: E402
@@ -46,20 +46,7 @@ def main() -> None:
                        _extra_files={k: v.encode() for k, v in meta.items()})
         net = triangular_network(args.n, args.n + (args.n % 2), seed=7)
         net.write_lammps_data(tmp / "net.data")
-        (tmp / "in.bench").write_text(f"""units lj
-dimension 2
-atom_style bond
-boundary p p p
-bond_style harmonic
-read_data net.data
-pair_style zero 1.0 nocoeff
-pair_coeff * *
-comm_modify cutoff 2.5
-timestep 0.05
-fix g all gnn/rollout gnn.pt box no threads 1
-run 2
-run {args.steps}
-""")
+        (tmp / "in.bench").write_text(timing_deck(args.steps))
         print(f"N = {net.n_nodes}, {args.steps} learned steps per run")
         print(f"{'np':>3} {'ms/step':>10} {'speedup vs np=1':>16} {'LAMMPS MB/rank':>15}")
         base = None

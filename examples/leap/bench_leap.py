@@ -46,6 +46,26 @@ class Quiet(torch.nn.Module):
         return 1e-6 * self.inner(node_features, edge_index, edge_features)
 
 
+def timing_deck(steps: int) -> str:
+    """LAMMPS input: net.data and gnn.pt from the working directory, the fix with the box held,
+    a warm-up run and a timed run of `steps` learned steps (one torch thread per rank)."""
+    return f"""units lj
+dimension 2
+atom_style bond
+boundary p p p
+bond_style harmonic
+read_data net.data
+pair_style zero 1.0 nocoeff
+pair_coeff * *
+comm_modify cutoff 2.5
+timestep 0.05
+fix g all gnn/rollout gnn.pt box no threads 1
+thermo_style custom step f_g[3]
+run 5
+run {steps}
+"""
+
+
 def main(sizes: list[int]) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -61,23 +81,7 @@ def main(sizes: list[int]) -> None:
         for n in sizes:
             net = triangular_network(n, n + (n % 2), seed=7)
             net.write_lammps_data(tmp / "net.data")
-            deck = f"""units lj
-dimension 2
-atom_style bond
-boundary p p p
-bond_style harmonic
-read_data net.data
-pair_style zero 1.0 nocoeff
-pair_coeff * *
-comm_modify cutoff 2.5
-timestep 0.05
-fix g all gnn/rollout gnn.pt box no threads 1
-thermo_style custom step f_g[3]
-run 5
-run {STEPS}
-print "MODELMS $(f_g[3]) OVERHEAD $(f_g[4]-f_g[2])"
-"""
-            (tmp / "in.bench").write_text(deck)
+            (tmp / "in.bench").write_text(timing_deck(STEPS) + 'print "MODELMS $(f_g[3]) OVERHEAD $(f_g[4]-f_g[2])"\n')
             out = subprocess.run([str(lmp), "-in", "in.bench", "-log", "none", "-nocite"], cwd=tmp,
                                  capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
             text = out.stdout + out.stderr

@@ -24,6 +24,7 @@
 #include "atom.h"
 #include "bond.h"
 #include "comm.h"
+#include "compute.h"
 #include "domain.h"
 #include "error.h"
 #include "force.h"
@@ -46,7 +47,7 @@ using namespace FixConst;
 
 static const char *BACKEND_LIBRARY = "libgnn_torch.so";
 static const char *PYTHON_BACKEND_LIBRARY = "libgnn_python.so";
-static constexpr int NRESTART = 21;    // values of the global restart state
+static constexpr int NRESTART = 23;    // values of the global restart state
 
 // where this plugin was loaded from: the TorchScript backend library sits next to it
 static std::string plugin_directory()
@@ -66,7 +67,8 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
     npartner(nullptr), partner_tag(nullptr), partner_rest(nullptr), partner_overflow(0),
     commmode(COMM_HISTORY), nown(0), nedges_all(0), max_bond_length(0.0), hist_ready(0),
     nsteps_taken(0), last_eps(0.0), last_model_ms(0.0), last_step_ms(0.0), sum_model_ms(0.0),
-    nmodel_calls(0), nsnap(0), last_snap_step(-1), copy_started(0), have_prediction(0),
+    nmodel_calls(0), md_block(0), learn_block(0), pdamp(1.0), modulus(1.0), temperature(nullptr),
+    pressure(nullptr), cycle_pos(0), nmd_taken(0), learned_now(false), nsnap(0), last_snap_step(-1), copy_started(0), have_prediction(0),
     lcopy{0.0, 0.0}, ccopy{0.0, 0.0}, l0{0.0, 0.0},
     sum0{0.0, 0.0}, mse_one(0.0), mse_roll(0.0), nu_true(0.0), nu_learned(0.0), ngroup(0)
 {
@@ -89,9 +91,11 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
         mode = LEAP;
       else if (strcmp(arg[iarg + 1], "shadow") == 0)
         mode = SHADOW;
+      else if (strcmp(arg[iarg + 1], "interleave") == 0)
+        mode = INTERLEAVE;
       else
         error->all(FLERR, iarg + 1,
-                   "Fix gnn/rollout mode {} is not supported: expected leap or shadow",
+                   "Fix gnn/rollout mode {} is not supported: expected leap, shadow or interleave",
                    arg[iarg + 1]);
       iarg += 2;
     } else if (strcmp(arg[iarg], "init") == 0) {
@@ -125,6 +129,24 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
       every = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
       if (every <= 0)
         error->all(FLERR, iarg + 1, "Fix gnn/rollout every must be > 0, got {}", arg[iarg + 1]);
+      iarg += 2;
+    } else if (strcmp(arg[iarg], "md") == 0 || strcmp(arg[iarg], "learn") == 0) {
+      if (iarg + 2 > narg)
+        utils::missing_cmd_args(FLERR, fmt::format("fix gnn/rollout {}", arg[iarg]), error);
+      const bigint n = utils::bnumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (n < 0)
+        error->all(FLERR, iarg + 1, "Fix gnn/rollout {} must be >= 0, got {}", arg[iarg],
+                   arg[iarg + 1]);
+      (arg[iarg][0] == 'm' ? md_block : learn_block) = n;
+      iarg += 2;
+    } else if (strcmp(arg[iarg], "pdamp") == 0 || strcmp(arg[iarg], "modulus") == 0) {
+      if (iarg + 2 > narg)
+        utils::missing_cmd_args(FLERR, fmt::format("fix gnn/rollout {}", arg[iarg]), error);
+      const double value = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
+      if (!(value > 0.0))
+        error->all(FLERR, iarg + 1, "Fix gnn/rollout {} must be > 0, got {}", arg[iarg],
+                   arg[iarg + 1]);
+      (arg[iarg][0] == 'p' ? pdamp : modulus) = value;
       iarg += 2;
     } else if (strcmp(arg[iarg], "dl") == 0) {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout dl", error);
@@ -174,17 +196,32 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
   if (mdsteps <= 0.0) mdsteps = info.md_steps_per_step;
   if (!dl_given) delta_l = info.delta_l;
 
+  if (mode != LEAP && every <= 0) every = std::max(1L, std::lround(mdsteps));
   if (mode == SHADOW) {
-    if (every <= 0) every = std::max(1L, std::lround(mdsteps));
     nevery = every;
     nshadow = SH_HIST + nhist;
   } else {
     time_integrate = 1;
   }
+  if (mode == INTERLEAVE) {
+    if (md_block <= 0 || md_block % every)
+      error->all(FLERR,
+                 "Fix gnn/rollout mode interleave needs md N with N > 0 a multiple of every ({}), "
+                 "got md {}",
+                 every, md_block);
+    if (!boxflag)
+      error->all(FLERR, "Fix gnn/rollout mode interleave drives the box; box no is not allowed");
+    nshadow = SH_PRED;    // the last snapshot R only
+    // the free axis' pressure, as fix press/berendsen measures it
+    id_temp = std::string(id) + "_temp";
+    id_press = std::string(id) + "_press";
+    modify->add_compute(fmt::format("{} all temp", id_temp));
+    modify->add_compute(fmt::format("{} all pressure {}", id_press, id_temp));
+  }
   restart_global = 1;
   restart_peratom = 1;
   vector_flag = 1;
-  size_vector = 11;
+  size_vector = 12;
   global_freq = 1;
   extvector = 0;
   peratom_flag = 1;
@@ -192,7 +229,7 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
   peratom_freq = 1;
   maxexchange = nhist + 2 + nshadow;
   comm_forward = 2 * nhist + 2;
-  if (boxflag && mode == LEAP) box_change |= BOX_CHANGE_X | BOX_CHANGE_Y;
+  if (boxflag && mode != SHADOW) box_change |= BOX_CHANGE_X | BOX_CHANGE_Y;
 
   FixGNNRollout::grow_arrays(atom->nmax);
   atom->add_callback(Atom::GROW);
@@ -214,7 +251,11 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
                    "learned step {}, driven axis {}, box {}{}\n",
                    model->description(), history, layers, delta_l, mdsteps, driven ? "y" : "x",
                    boxflag ? "yes" : "no",
-                   mode == SHADOW ? fmt::format(", shadow of MD every {} steps", every) : "");
+                   mode == SHADOW ? fmt::format(", shadow of MD every {} steps", every)
+                   : mode == INTERLEAVE
+                       ? fmt::format(", cycles of {} MD steps (snapshot every {}) and {} learned steps",
+                                     md_block, every, learn_block)
+                       : "");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -222,6 +263,8 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
 FixGNNRollout::~FixGNNRollout()
 {
   if (copymode) return;
+  if (!id_press.empty() && modify->get_compute_by_id(id_press)) modify->delete_compute(id_press);
+  if (!id_temp.empty() && modify->get_compute_by_id(id_temp)) modify->delete_compute(id_temp);
   atom->delete_callback(id, Atom::GROW);
   atom->delete_callback(id, Atom::RESTART);
   memory->destroy(hist);
@@ -237,8 +280,9 @@ FixGNNRollout::~FixGNNRollout()
 int FixGNNRollout::setmask()
 {
   int mask = 0;
-  if (mode == LEAP) mask |= INITIAL_INTEGRATE;
-  if (mode == SHADOW) mask |= END_OF_STEP;
+  if (mode != SHADOW) mask |= INITIAL_INTEGRATE;
+  if (mode == INTERLEAVE) mask |= FINAL_INTEGRATE;
+  if (mode != LEAP) mask |= END_OF_STEP;
   mask |= POST_NEIGHBOR;
   return mask;
 }
@@ -290,7 +334,7 @@ void FixGNNRollout::init()
   int *mask = atom->mask;
   const int nlocal = atom->nlocal;
   for (auto *ifix : modify->get_fix_list()) {
-    if (ifix == this || mode != LEAP) continue;
+    if (ifix == this || mode == SHADOW) continue;
     if (ifix->time_integrate) {
       bigint mine = 0, all = 0;
       for (int i = 0; i < nlocal; i++)
@@ -298,15 +342,24 @@ void FixGNNRollout::init()
       MPI_Allreduce(&mine, &all, 1, MPI_LMP_BIGINT, MPI_SUM, world);
       if (all)
         error->all(FLERR,
-                   "Fix gnn/rollout mode leap integrates group {}, but fix {} ({}) also "
+                   "Fix gnn/rollout mode {} integrates group {}, but fix {} ({}) also "
                    "integrates {} of its atoms; unfix it or exclude those atoms from its group",
-                   group->names[igroup], ifix->id, ifix->style, all);
+                   mode == LEAP ? "leap" : "interleave", group->names[igroup], ifix->id,
+                   ifix->style, all);
     }
     if (boxflag && (ifix->box_change & BOX_CHANGE_SIZE))
       error->all(FLERR,
                  "Fix gnn/rollout box yes changes the box, and fix {} ({}) changes it too; "
                  "unfix it or use fix gnn/rollout box no",
                  ifix->id, ifix->style);
+  }
+
+  if (mode == INTERLEAVE) {
+    temperature = modify->get_compute_by_id(id_temp);
+    pressure = modify->get_compute_by_id(id_press);
+    if (!temperature || !pressure)
+      error->all(FLERR, "Fix gnn/rollout {}: its computes {} and {} were deleted", id, id_temp,
+                 id_press);
   }
 
   // size of the bond-partner tables: the largest number of 1-2 neighbors of any atom
@@ -353,8 +406,12 @@ void FixGNNRollout::setup(int /*vflag*/)
                group->names[igroup]);
   check_halo();
   ngroup = group->count(igroup);
-  if (mode == LEAP && !hist_ready) init_history();
+  if (mode != SHADOW && !hist_ready) init_history();
   if (mode == SHADOW && nsnap == 0) shadow_snapshot();
+  if (mode == INTERLEAVE) {
+    if (nsnap == 0) interleave_snapshot();    // the reference of the first true velocity
+    pressure->addstep(update->ntimestep + 1);
+  }
 }
 
 /* ----------------------------------------------------------------------
@@ -629,7 +686,45 @@ void FixGNNRollout::read_history_file()
 
 void FixGNNRollout::initial_integrate(int /*vflag*/)
 {
-  leap_step();
+  if (mode == LEAP) {
+    leap_step(false);
+    return;
+  }
+  learned_now = cycle_pos >= md_block;
+  if (learned_now) {
+    comm->forward_comm();    // ghost positions after the end-of-step box remap of an MD step
+    leap_step(true);
+    for (int i = 0; i < atom->nlocal; i++)    // the learned position is the last snapshot
+      if (atom->mask[i] & groupbit) unwrapped(i, &shadow[i][SH_PREV]);
+    return;
+  }
+  // MD: first half of velocity Verlet (as fix nve)
+  double **x = atom->x, **v = atom->v, **f = atom->f;
+  const double dtf = 0.5 * update->dt * force->ftm2v;
+  for (int i = 0; i < atom->nlocal; i++)
+    if (atom->mask[i] & groupbit) {
+      const double dtfm = dtf / (atom->rmass ? atom->rmass[i] : atom->mass[atom->type[i]]);
+      for (int d = 0; d < 2; d++) {
+        v[i][d] += dtfm * f[i][d];
+        x[i][d] += update->dt * v[i][d];
+      }
+    }
+}
+
+/* ----------------------------------------------------------------------
+   interleave mode, MD steps: second half of velocity Verlet
+------------------------------------------------------------------------- */
+
+void FixGNNRollout::final_integrate()
+{
+  if (learned_now) return;
+  double **v = atom->v, **f = atom->f;
+  const double dtf = 0.5 * update->dt * force->ftm2v;
+  for (int i = 0; i < atom->nlocal; i++)
+    if (atom->mask[i] & groupbit) {
+      const double dtfm = dtf / (atom->rmass ? atom->rmass[i] : atom->mass[atom->type[i]]);
+      for (int d = 0; d < 2; d++) v[i][d] += dtfm * f[i][d];
+    }
 }
 
 /* ----------------------------------------------------------------------
@@ -674,7 +769,7 @@ void FixGNNRollout::model_accel(double **pos, int pcol, double **hh, int hcol, c
    one learned step: features -> model -> positions, histories, velocities, box
 ------------------------------------------------------------------------- */
 
-void FixGNNRollout::leap_step()
+void FixGNNRollout::leap_step(bool nonaffine)
 {
   const double t0 = platform::walltime();
   commmode = COMM_HISTORY;
@@ -708,23 +803,36 @@ void FixGNNRollout::leap_step()
                "step {}; positions were not updated",
                (bigint) sums[2], update->ntimestep);
 
+  // MD velocities: the learned displacement per MD time, less (nonaffine) the affine part
+  // strain (x - c) that the box change of this step carries (interleave: the MD that follows
+  // deforms the box and remaps the atoms itself)
+  last_eps = sums[1] > 0.0 ? sums[0] / sums[1] : 0.0;
+  double strain[2] = {0.0, 0.0}, ctr[2];
+  for (int d = 0; d < 2; d++) ctr[d] = 0.5 * (domain->boxlo[d] + domain->boxhi[d]);
+  if (nonaffine) {
+    strain[driven] = -delta_l / domain->prd[driven];
+    strain[freeaxis] = last_eps;
+  }
   const double vscale = 1.0 / (mdsteps * update->dt);
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
     const double ux = displacement[2 * k], uy = displacement[2 * k + 1];
+    const double affine[2] = {
+        strain[0] * LMPGNN::minimum_image(x[i][0] - ctr[0], domain->prd[0]),
+        strain[1] * LMPGNN::minimum_image(x[i][1] - ctr[1], domain->prd[1])};
     x[i][0] += ux;
     x[i][1] += uy;
     LMPGNN::push_velocity(history, hist[i], ux, uy);
     accel[i][0] = out_accel[2 * k];
     accel[i][1] = out_accel[2 * k + 1];
-    v[i][0] = ux * vscale;
-    v[i][1] = uy * vscale;
+    v[i][0] = (ux - affine[0]) * vscale;
+    v[i][1] = (uy - affine[1]) * vscale;
     v[i][2] = 0.0;
   }
 
-  last_eps = sums[1] > 0.0 ? sums[0] / sums[1] : 0.0;
   if (boxflag) change_box(last_eps);
   nsteps_taken++;
+  update->atime += (mdsteps - 1.0) * update->dt;    // a learned step stands for mdsteps MD steps
   last_step_ms = 1000.0 * (platform::walltime() - t0);
 }
 
@@ -734,7 +842,79 @@ void FixGNNRollout::leap_step()
 
 void FixGNNRollout::end_of_step()
 {
-  if (mode == SHADOW) shadow_snapshot();
+  if (mode == SHADOW) {
+    shadow_snapshot();
+    return;
+  }
+  // interleave
+  const bigint pos = cycle_pos + 1;    // steps into the cycle after this one
+  if (!learned_now) {
+    md_box_step();
+    nmd_taken++;
+    if (pos % every == 0) interleave_snapshot();
+  }
+  cycle_pos = pos % (md_block + learn_block);
+  pressure->addstep(update->ntimestep + 1);
+}
+
+/* ----------------------------------------------------------------------
+   interleave mode, after an MD step: the compression protocol's box (DESIGN.md
+   section 3), in the order of lmp_gnn.md: the free axis by Berendsen to zero pressure
+   (as fix press/berendsen ... dilate all), then the driven axis shrinking by
+   delta_l / every (as fix deform ... erate ... remap x); all atoms remapped
+------------------------------------------------------------------------- */
+
+void FixGNNRollout::md_box_step()
+{
+  temperature->compute_vector();
+  pressure->compute_vector();
+  const double p = pressure->vector[freeaxis];
+  const double dilation = std::pow(1.0 - update->dt / pdamp * (0.0 - p) / modulus, 1.0 / 3.0);
+  remap_axis(freeaxis, domain->prd[freeaxis] * dilation);
+  remap_axis(driven, domain->prd[driven] - delta_l / every);
+}
+
+void FixGNNRollout::remap_axis(int axis, double lnew)
+{
+  if (!(lnew > 0.0))
+    error->all(FLERR, "Fix gnn/rollout: box length {} along {} at step {}", lnew,
+               axis ? "y" : "x", update->ntimestep);
+  const double c = 0.5 * (domain->boxlo[axis] + domain->boxhi[axis]);
+  const double scale = lnew / domain->prd[axis];
+  double **x = atom->x;
+  for (int i = 0; i < atom->nlocal; i++) x[i][axis] = c + (x[i][axis] - c) * scale;
+  domain->boxlo[axis] = c - 0.5 * lnew;
+  domain->boxhi[axis] = c + 0.5 * lnew;
+  domain->set_global_box();
+  domain->set_local_box();
+}
+
+/* ----------------------------------------------------------------------
+   interleave mode: a true snapshot R = x + n L every `every` MD steps; the
+   velocity R(s) - R(s-1) (R(s-1) possibly the end of a learned block) is pushed
+   onto the history, which a learned block starts from
+------------------------------------------------------------------------- */
+
+void FixGNNRollout::interleave_snapshot()
+{
+  for (int i = 0; i < atom->nlocal; i++) {
+    if (!(atom->mask[i] & groupbit)) continue;
+    double r[2];
+    unwrapped(i, r);
+    double *prev = &shadow[i][SH_PREV];
+    if (nsnap > 0) LMPGNN::push_velocity(history, hist[i], r[0] - prev[0], r[1] - prev[1]);
+    prev[0] = r[0];
+    prev[1] = r[1];
+  }
+  nsnap++;
+  last_snap_step = update->ntimestep;
+}
+
+void FixGNNRollout::unwrapped(int i, double *r) const
+{
+  const imageint image = atom->image[i];
+  const int n[2] = {(int) (image & IMGMASK) - IMGMAX, (int) (image >> IMGBITS & IMGMASK) - IMGMAX};
+  for (int d = 0; d < 2; d++) r[d] = atom->x[i][d] + n[d] * domain->prd[d];
 }
 
 // the paper's estimator nu_est = -D_free / D_driven, D = l0 sum|r(t)| / sum|r(0)| - l0
@@ -945,6 +1125,8 @@ double FixGNNRollout::compute_vector(int n)
       return nu_learned;
     case 10:
       return (double) nsnap;
+    case 11:
+      return (double) nmd_taken;
     default:
       return 0.0;
   }
@@ -971,12 +1153,12 @@ double FixGNNRollout::memory_usage()
 void FixGNNRollout::write_restart(FILE *fp)
 {
   if (comm->me == 0) {
-    double list[NRESTART] = {1.0,          (double) history,         (double) nsteps_taken,
+    double list[NRESTART] = {2.0,          (double) history,         (double) nsteps_taken,
                              (double) hist_ready, (double) mode, (double) nsnap,
                              (double) copy_started, (double) have_prediction,
                              lcopy[0], lcopy[1], ccopy[0], ccopy[1], l0[0], l0[1],
                              sum0[0], sum0[1], mse_one, mse_roll, nu_true, nu_learned,
-                             (double) last_snap_step};
+                             (double) last_snap_step, (double) cycle_pos, (double) nmd_taken};
     int size = NRESTART * sizeof(double);
     fwrite(&size, sizeof(int), 1, fp);
     fwrite(list, sizeof(double), NRESTART, fp);
@@ -991,9 +1173,11 @@ void FixGNNRollout::restart(char *buf)
                "Fix gnn/rollout restart file holds histories of {} velocities, the model {} "
                "takes {}",
                (int) list[1], model_file, history);
-  if ((int) list[4] != mode)
+  static const char *names[] = {"leap", "shadow", "interleave"};
+  const int written = (int) list[4];
+  if (written != mode)
     error->all(FLERR, "Fix gnn/rollout restart file was written in mode {}, this fix runs mode {}",
-               (int) list[4] == SHADOW ? "shadow" : "leap", mode == SHADOW ? "shadow" : "leap");
+               names[std::clamp(written, 0, 2)], names[mode]);
   nsteps_taken = (bigint) list[2];
   hist_ready = (int) list[3];
   nsnap = (bigint) list[5];
@@ -1010,6 +1194,10 @@ void FixGNNRollout::restart(char *buf)
   nu_true = list[18];
   nu_learned = list[19];
   last_snap_step = (bigint) list[20];
+  if (list[0] >= 2.0) {    // format 1 (lmp-gnn 0.1 before mode interleave) stops here
+    cycle_pos = (bigint) list[21];
+    nmd_taken = (bigint) list[22];
+  }
 }
 
 /* ----------------------------------------------------------------------

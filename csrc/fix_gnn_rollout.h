@@ -31,6 +31,7 @@ class FixGNNRollout : public Fix {
   void setup(int) override;
   void post_neighbor() override;
   void initial_integrate(int) override;
+  void final_integrate() override;
   void end_of_step() override;
   void reset_dt() override {}
   double compute_vector(int) override;
@@ -52,7 +53,7 @@ class FixGNNRollout : public Fix {
   void unpack_reverse_comm(int, int *, double *) override;
 
  private:
-  enum { LEAP, SHADOW };
+  enum { LEAP, SHADOW, INTERLEAVE };
   enum { INIT_VELOCITY, INIT_FILE, INIT_FIX };
   enum { COMM_HISTORY, COMM_PARTNERS, COMM_SHADOW };
   // columns of the per-atom shadow array
@@ -75,7 +76,18 @@ class FixGNNRollout : public Fix {
   // snapshot, learned copy position (unwrapped), learned copy history [2h]
   double **shadow;
   int nshadow;        // columns of shadow: 6 + 2h in shadow mode, 0 in leap mode
-  int every;          // MD steps between snapshots (shadow mode)
+  int every;          // MD steps between snapshots (shadow and interleave modes)
+
+  // interleave mode: cycles of md_block MD steps (velocity Verlet, driven axis shrinking by
+  // delta_l / every per step, Berendsen zero pressure on the free axis) and learn_block
+  // learned steps
+  bigint md_block, learn_block;
+  double pdamp, modulus;            // Berendsen time constant and modulus (free axis)
+  std::string id_temp, id_press;    // computes created by this fix for the free-axis pressure
+  class Compute *temperature, *pressure;
+  bigint cycle_pos;                 // steps into the current cycle (restart-persistent)
+  bigint nmd_taken;                 // MD steps integrated (restart-persistent)
+  bool learned_now;                 // this step is a learned step
   // per-atom bond partners of group atoms, rebuilt after every neighbor list build
   int maxpartner;
   int *npartner;
@@ -117,8 +129,13 @@ class FixGNNRollout : public Fix {
   void init_history();
   void read_history_file();
   void copy_history_from_fix();
-  void leap_step();
+  void leap_step(bool nonaffine);
+  void unwrapped(int i, double *r) const;
   void shadow_snapshot();
+  void interleave_snapshot();
+  void md_box_step();
+  void nonaffine_velocities(const double lold[2], const double cold[2]);
+  void remap_axis(int axis, double lnew);
   void model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2]);
   double nu_est(const double sums[2]) const;
   void change_box(double eps);

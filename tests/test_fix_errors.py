@@ -118,7 +118,7 @@ def test_missing_value(models, data_file, tmp_path):
 
 def test_bad_mode(models, data_file, tmp_path):
     fails_with(deck_header(data_file) + f"fix g all gnn/rollout {models['spring']} mode sideways\n",
-               tmp_path, "Fix gnn/rollout mode sideways is not supported: expected leap or shadow")
+               tmp_path, "Fix gnn/rollout mode sideways is not supported: expected leap, shadow or interleave")
 
 
 def test_missing_model_argument(data_file, tmp_path):

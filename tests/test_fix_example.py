@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "leap"
 
 
@@ -44,17 +46,31 @@ def test_shadow_example_runs(tmp_path):
     assert 0 < float(m.group(2)) < float(m.group(3))
 
 
-def test_interleave_example_runs(tmp_path):
+def test_interleave_examples_run(tmp_path):
+    """in.interleave (mode interleave, one run) and in.switch (consecutive runs, init fix)."""
     root = Path(__file__).resolve().parents[1] / "examples"
     for name in ("leap", "interleave"):
         shutil.copytree(root / name, tmp_path / name,
                         ignore=shutil.ignore_patterns("*.pt", "*.data", "log.*", "*.dump"))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
                OMP_NUM_THREADS="1")
-    out = subprocess.run([str(Path(sys.executable).parent / "lmp"), "-in", "in.interleave"],
-                         cwd=tmp_path / "interleave", env=env, capture_output=True, text=True, timeout=300)
-    text = out.stdout + out.stderr
-    assert out.returncode == 0, text[-3000:]
+
+    def run(deck: str) -> str:
+        out = subprocess.run([str(Path(sys.executable).parent / "lmp"), "-in", deck],
+                             cwd=tmp_path / "interleave", env=env, capture_output=True, text=True, timeout=300)
+        text = out.stdout + out.stderr
+        assert out.returncode == 0, text[-3000:]
+        return text
+
+    text = run("in.interleave")
+    m = re.search(r"interleave done: (\d+) learned steps, (\d+) MD steps, Lx ([0-9.]+), Ly ([0-9.]+), "
+                  r"time ([0-9.]+)", text)
+    assert m, text[-3000:]
+    assert (m.group(1), m.group(2), m.group(3)) == ("30", "9000", "15.9220")   # Lx: 16 - 39 x 0.002
+    assert float(m.group(5)) == pytest.approx((9000 + 30 * 1000) * 0.05)
+    assert abs(float(m.group(4)) - 13.8564) < 0.05
+
+    text = run("in.switch")
     m = re.search(r"learned block: (\d+) steps, Lx ([0-9.]+)", text)
     assert m and m.group(1) == "10" and m.group(2) == "15.9700", text[-3000:]
     assert "interleave done" in text

@@ -221,6 +221,13 @@ class MLP(nn.Module):
                 y = lin(torch.relu_(y))
         return self.norm(y)
 
+    def tail_hidden(self, y: Tensor) -> Tensor:
+        """The input of the last Linear, from the first Linear's output y (n_layers >= 2)."""
+        for i, lin in enumerate(self.layers):
+            if 0 < i < self.n_layers - 1:
+                y = lin(torch.relu_(y))
+        return torch.relu_(y)
+
     def hidden(self, x: Tensor) -> Tensor:
         """The input of the last Linear (x itself for a one-layer MLP)."""
         for i, lin in enumerate(self.layers):
@@ -259,16 +266,20 @@ class InteractionLayer(MessagePassing):
         self.phi = MLP(3 * latent, hidden, latent, mlp_layers, layer_norm)
         self.psi = MLP(2 * latent, hidden, latent, mlp_layers, layer_norm)
 
-    def forward(self, x: Tensor, edge_index: Tensor, e: Tensor) -> Tuple[Tensor, Tensor]:
-        """Factored path: W[x_i; x_j; e] + b = W_a x_i + W_b x_j + W_c e + b."""
+    def forward(self, x: Tensor, edge_index: Tensor, e: Tensor, need_edges: bool = True
+                ) -> Tuple[Tensor, Tensor]:
+        """Factored path: W[x_i; x_j; e] + b = W_a x_i + W_b x_j + W_c e + b.
+
+        need_edges=False (the last layer: the caller uses only x) lets the layer skip the
+        messages themselves; the second returned tensor is then not the edge state."""
         lat = self.latent
         first = self.phi.layers[0]
         w = first.weight                               # [H, 3L]
         pre = F.linear(e, w[:, 2 * lat:], first.bias)  # [E, H]
-        return self._finish(x, edge_index, e, pre)
+        return self._finish(x, edge_index, e, pre, need_edges)
 
-    def forward_folded(self, x: Tensor, edge_index: Tensor, e_hidden: Tensor, w_e: Tensor, b_e: Tensor
-                       ) -> Tuple[Tensor, Tensor]:
+    def forward_folded(self, x: Tensor, edge_index: Tensor, e_hidden: Tensor, w_e: Tensor, b_e: Tensor,
+                       need_edges: bool = True) -> Tuple[Tensor, Tensor]:
         """Factored path with the edge encoder's last Linear folded into W_c.
 
         e = w_e e_hidden + b_e is the edge embedding; W_c e + b = (W_c w_e) e_hidden + (W_c b_e + b),
@@ -280,10 +291,11 @@ class InteractionLayer(MessagePassing):
         w = first.weight
         wc, bc = F.linear(w_e.t(), w[:, 2 * lat:]).t(), F.linear(b_e, w[:, 2 * lat:], first.bias)
         pre = F.linear(e_hidden, wc, bc)                # [E, H]
-        x_new, m = self._finish(x, edge_index, None, pre)
+        x_new, m = self._finish(x, edge_index, None, pre, need_edges)
         return x_new, m
 
-    def _finish(self, x: Tensor, edge_index: Tensor, e: Optional[Tensor], pre: Tensor) -> Tuple[Tensor, Tensor]:
+    def _finish(self, x: Tensor, edge_index: Tensor, e: Optional[Tensor], pre: Tensor, need_edges: bool
+                ) -> Tuple[Tensor, Tensor]:
         lat = self.latent
         w = self.phi.layers[0].weight
         sender = edge_index[0]
@@ -291,13 +303,24 @@ class InteractionLayer(MessagePassing):
         a = F.linear(x, w[:, :lat])                    # [N, H] receiver part, once per node
         b = F.linear(x, w[:, lat:2 * lat])             # [N, H] sender part, once per node
         pre.add_(a.index_select(0, receiver)).add_(b.index_select(0, sender))   # in place: fewer big temporaries
-        m = self.phi.tail(pre)                          # [E, L] messages
-        agg = torch.zeros((x.size(0), m.size(1)), dtype=m.dtype, device=m.device)
-        agg.index_add_(0, receiver, m)                  # [N, L] sum at receivers
+        if not need_edges and self.phi.n_layers >= 2 and not self.phi.has_norm:
+            # only the sum reaches the nodes, and the last Linear commutes with it:
+            # sum_j (W y_ij + c) = W sum_j y_ij + deg_i c, a [N, H] x [H, L] product instead of [E, H] x [H, L]
+            y = self.phi.tail_hidden(pre)               # [E, H]
+            ysum = torch.zeros((x.size(0), y.size(1)), dtype=y.dtype, device=y.device)
+            ysum.index_add_(0, receiver, y)
+            w_last, b_last = self.phi.last_linear()
+            deg = torch.bincount(receiver, minlength=x.size(0)).to(y.dtype)
+            agg = torch.addmm(deg.unsqueeze(1) * b_last.unsqueeze(0), ysum, w_last.t())
+            m = agg
+        else:
+            m = self.phi.tail(pre)                      # [E, L] messages
+            agg = torch.zeros((x.size(0), m.size(1)), dtype=m.dtype, device=m.device)
+            agg.index_add_(0, receiver, m)              # [N, L] sum at receivers
         x_new = self.psi(torch.cat([x, agg], dim=1))
         if self.residual:
             x_new = x + x_new
-            if e is not None:
+            if e is not None and need_edges:
                 return x_new, e + m
         return x_new, m
 
@@ -402,11 +425,12 @@ class GNNSimulator(nn.Module):
             e = self.edge_encoder.hidden(en)            # [E, hidden]; layer 0 applies (W_c w_e, W_c b_e + b)
         else:
             e = self.edge_encoder(en)                   # [E, L]
+        last = len(self.processor) - 1
         for i, layer in enumerate(self.processor):
             if i == 0 and self.fold_edge_encoder:
-                x, e = layer.forward_folded(x, edge_index, e, w_e, b_e)
+                x, e = layer.forward_folded(x, edge_index, e, w_e, b_e, i < last)
             else:
-                x, e = layer(x, edge_index, e)
+                x, e = layer(x, edge_index, e, i < last)
         return self.decoder(x)
 
     def forward(self, node_features: Tensor, edge_index: Tensor, edge_features: Tensor) -> Tensor:

@@ -75,6 +75,7 @@ run 40
     np.testing.assert_allclose(L, network.box, rtol=0, atol=0)
     np.testing.assert_array_equal(peratom_fix_array(lmp, "g", 2), np.tile(a, (len(r), 1)))
     assert lmp.extract_fix("g", 0, 1, 0) == n            # f_g[1]: learned steps taken
+    assert lmp.get_thermo("time") == pytest.approx(n * MDSTEPS * DT, rel=1e-12)   # a step stands for mdsteps
     lmp.close()
 
 

@@ -109,6 +109,18 @@ def test_random_walk_noise():
     assert oldest.std().item() == pytest.approx(1e-3 / math.sqrt(3), rel=0.05)
 
 
+def test_position_noise_target_lands_on_the_true_next_position():
+    traj = hand_trajectory(8)
+    noisy = WindowDataset([traj], history=3, noise_std=1e-3, dtype=torch.float64, noise_target="position")
+    nf0 = WindowDataset([traj], history=3, dtype=torch.float64).sample(0, 4)[0]
+    nf, _, _, tg = noisy.sample(0, 4, generator=torch.Generator().manual_seed(0))
+    r = torch.from_numpy(traj.positions)
+    r_noisy = r[4] + (nf - nf0).reshape(3, 3, 2).sum(1)               # r(t) + accumulated noise
+    torch.testing.assert_close(r_noisy + nf[:, :2] + tg, r[5], rtol=0, atol=1e-15)
+    with pytest.raises(DatasetError, match="expected noise_target in"):
+        WindowDataset([traj], history=3, noise_target="momentum")
+
+
 def test_bad_inputs_rejected():
     good = hand_trajectory()
     with pytest.raises(DatasetError, match=r"expected at least h \+ 2 = 5 snapshots for history h = 3.*got 4"):

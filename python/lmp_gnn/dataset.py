@@ -14,10 +14,17 @@ positions could not resolve.
 Optional random-walk noise (GNS, Sanchez-Gonzalez et al. 2020), `noise_std` > 0: the h input
 velocities (oldest first) get noise eta_k = cumsum of N(0, (noise_std / sqrt(h))^2) steps, so
 the newest velocity's noise has std noise_std; positions get the matching cumulative noise
-(zero on r(t-h)), so edge features come from the noisy r(t); the target is
-a(t) - eta_newest, i.e. the acceleration that brings the noisy state back to the true
-v(t+1). This teaches the model to correct its own rollout errors. noise_std is in distance
-per step (velocities are ~1e-3 at Δl = 2e-3 per step, accelerations ~1e-5).
+(zero on r(t-h)), so edge features come from the noisy r(t). `noise_target` says what the
+model is taught to undo:
+
+- "velocity" (GNS): target a(t) - eta_newest, the acceleration that brings the noisy state back
+  to the true v(t+1); the position error is carried on, as in inertial dynamics.
+- "position": target a(t) - eta_newest - Σ eta, the acceleration that lands on the true
+  r(t+1). In quasi-static compression a displaced node relaxes back to the equilibrium path
+  within about one snapshot interval (local relaxation ~2·damp = 20 time units, a snapshot ~47),
+  so this is the physical answer, and it teaches a restoring response to rollout errors.
+
+noise_std is in distance per step (velocities are ~1e-3 at Δl = 2e-3 per step, accelerations ~1e-5).
 
 Batching: `WindowDataset.batch(indices)` concatenates graphs (node offsets added to
 edge_index) without going through PyG's collate; `to_data` gives a PyG `Data` for one window.
@@ -38,6 +45,8 @@ import torch
 from torch import Tensor
 
 from lmp_gnn import features
+
+NOISE_TARGETS = ("velocity", "position")
 from lmp_gnn.trajectory import Trajectory, TrajectoryFormatError, load_trajectory
 
 # training-data metadata an exported model carries (docs/formats.md, "Exported models")
@@ -143,6 +152,7 @@ class WindowDataset:
         history: h (1..3), velocities per node.
         names: one name per trajectory (for messages and the train/val split); default "traj<i>".
         noise_std: random-walk noise on the newest input velocity (distance/step); 0 = off.
+        noise_target: "velocity" or "position", what the target undoes (module docstring).
         dtype: dtype of the returned features and targets (computed in float64 first).
         event_ratio: leave out "events": windows whose target, or any acceleration inside their
             velocity history, has a mean square above event_ratio × the trajectory's median (the
@@ -152,7 +162,8 @@ class WindowDataset:
     """
 
     def __init__(self, trajectories: Sequence[Trajectory], history: int, names: Sequence[str] | None = None,
-                 noise_std: float = 0.0, dtype: torch.dtype = torch.float32, event_ratio: float = 0.0):
+                 noise_std: float = 0.0, dtype: torch.dtype = torch.float32, event_ratio: float = 0.0,
+                 noise_target: str = "velocity"):
         if len(trajectories) == 0:
             raise DatasetError("expected at least one trajectory, got none")
         names = list(names) if names is not None else [f"traj{i}" for i in range(len(trajectories))]
@@ -160,6 +171,9 @@ class WindowDataset:
             raise DatasetError(f"expected {len(trajectories)} names, got {len(names)}")
         if not (noise_std >= 0 and math.isfinite(noise_std)):
             raise DatasetError(f"expected noise_std >= 0, got {noise_std}")
+        if noise_target not in NOISE_TARGETS:
+            raise DatasetError(f"expected noise_target in {NOISE_TARGETS}, got {noise_target!r}")
+        self.noise_target = noise_target
         for traj, name in zip(trajectories, names):
             check_trajectory(traj, history, name)
         self.history = history
@@ -209,6 +223,8 @@ class WindowDataset:
             vel = vel + vel_noise.flip(0)                                 # newest first
             r_t = r_t + vel_noise.sum(0)                                  # position noise of r(t)
             target = target - vel_noise[-1]
+            if self.noise_target == "position":
+                target = target - vel_noise.sum(0)
         nf = features.node_features(vel)
         ef = features.edge_features(r_t, g.box[t], g.edge_index, g.rest_length)
         return nf.to(self.dtype), g.edge_index, ef.to(self.dtype), target.to(self.dtype)

@@ -40,8 +40,8 @@ import yaml
 from torch import Tensor, nn
 
 from lmp_gnn import __version__
-from lmp_gnn.dataset import (DatasetError, GraphBatch, WindowDataset, load_trajectories, split_by_network,
-                             training_metadata)
+from lmp_gnn.dataset import (NOISE_TARGETS, DatasetError, GraphBatch, WindowDataset, load_trajectories,
+                             split_by_network, training_metadata)
 from lmp_gnn.export import load_checkpoint, save_checkpoint
 from lmp_gnn.model import GNNSimulator, ModelConfig, OnlineNormalizer, build_model
 
@@ -52,6 +52,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "val_fraction": 0.1,    # share of networks held out when `val` is empty
         "split_seed": 0,
         "noise_std": 0.0,       # GNS random-walk noise on the newest input velocity (distance/step)
+        "noise_target": "velocity",  # what the target undoes: velocity (GNS) | position (lmp_gnn.dataset)
         "event_ratio": 100.0,   # leave out windows with accelerations above this x the trajectory median
                                 # (start of compression, snap-through events); 0 keeps all
 
@@ -152,6 +153,9 @@ def check_config(cfg: dict) -> None:
         raise ConfigError("train.time_limit and train.grad_clip: expected >= 0")
     if float(cfg["data"]["noise_std"]) < 0:
         raise ConfigError(f"data.noise_std: expected >= 0, got {cfg['data']['noise_std']}")
+    if cfg["data"]["noise_target"] not in NOISE_TARGETS:
+        raise ConfigError(f"data.noise_target: expected one of {', '.join(NOISE_TARGETS)}, "
+                          f"got {cfg['data']['noise_target']!r}")
 
 
 def lr_factor(step: int, steps: int, lr: float, lr_final: float) -> float:
@@ -328,7 +332,8 @@ def _datasets(cfg: dict, history: int, dtype: torch.dtype) -> tuple[WindowDatase
     meta["train_files"] = [n for n, _ in train_items]
     meta["val_files"] = [n for n, _ in val_items]
     train = WindowDataset([t for _, t in train_items], history, [n for n, _ in train_items],
-                          noise_std=float(data["noise_std"]), dtype=dtype, event_ratio=float(data["event_ratio"]))
+                          noise_std=float(data["noise_std"]), noise_target=data["noise_target"], dtype=dtype,
+                          event_ratio=float(data["event_ratio"]))
     val = WindowDataset([t for _, t in val_items], history, [n for n, _ in val_items], dtype=dtype,
                         event_ratio=float(data["event_ratio"])) if val_items else None
     return train, val, meta

@@ -62,6 +62,23 @@ def test_scripted_equals_eager(dtype, layers, mlp_layers):
     assert rel <= 1e-6, f"expected scripted == eager within 1e-6 relative, got {rel:.3g}"
 
 
+def test_history_prior_is_added_and_scripted():
+    """prior c: forward = network + c (v(t) - v(t-1)), in eager, PyG and TorchScript alike; the
+    normalised training target is the residual."""
+    model = trained_like(ModelConfig(history=3, prior=0.9))
+    nf, ei, ef, target = random_graph(seed=4)
+    prior = 0.9 * (nf[:, 0:2] - nf[:, 2:4])
+    plain = trained_like(ModelConfig(history=3))
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model(nf, ei, ef), plain(nf, ei, ef) + prior, rtol=0, atol=1e-15)
+        torch.testing.assert_close(model.forward_reference(nf, ei, ef), model(nf, ei, ef), rtol=1e-12, atol=1e-18)
+        torch.testing.assert_close(torch.jit.script(model)(nf, ei, ef), model(nf, ei, ef), rtol=1e-12, atol=1e-18)
+        torch.testing.assert_close(model.normalized_target(nf, target), model.target_norm(target - prior))
+    with pytest.raises(ValueError, match="history >= 2"):
+        ModelConfig(history=1, prior=1.0)
+
+
 @pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("residual", [True, False])
 @pytest.mark.parametrize("layer_norm", [False, True])

@@ -215,7 +215,8 @@ def update_normalizers(model: GNNSimulator, batch: GraphBatch, d: _Dist) -> None
         return
     node_in, edge_in = model.model_inputs(batch.node_features, batch.edge_features)
     pairs: list[tuple[OnlineNormalizer, Tensor]] = [
-        (model.node_norm, node_in), (model.edge_norm, edge_in), (model.target_norm, batch.target)]
+        (model.node_norm, node_in), (model.edge_norm, edge_in),
+        (model.target_norm, batch.target - model.acceleration_prior(batch.node_features))]
     xs = [x.detach().to(torch.float64).reshape(-1, norm.size) for norm, x in pairs]
     first = torch.cat([torch.cat([torch.tensor([float(x.shape[0])], dtype=torch.float64, device=x.device),
                                   x.sum(0)]) for x in xs])
@@ -243,7 +244,7 @@ class _Loss(nn.Module):
 
     def forward(self, nf: Tensor, ei: Tensor, ef: Tensor, target: Tensor) -> Tensor:
         pred = self.model.forward_normalized(nf, ei, ef)
-        return torch.mean((pred - self.model.target_norm(target)) ** 2)
+        return torch.mean((pred - self.model.normalized_target(nf, target)) ** 2)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -274,7 +275,7 @@ def evaluate(model: GNNSimulator, val: WindowDataset, cfg: dict, device: torch.d
             sq += float(((pred - target) ** 2).sum())
             sq_base += float((target ** 2).sum())
             pn = model.forward_normalized(b.node_features, b.edge_index, b.edge_features).double()
-            sq_norm += float(((pn - model.target_norm(target)) ** 2).sum())
+            sq_norm += float(((pn - model.normalized_target(b.node_features, target).double()) ** 2).sum())
             count += target.numel()
         out["val_mse"] = sq / count
         out["val_mse_norm"] = sq_norm / count

@@ -208,6 +208,35 @@ def test_evaluate_command_records_a_failed_rollout(tmp_path):
     assert "1 learned rollout(s) failed" in (tmp_path / "ev" / "summary.md").read_text()
 
 
+class Runaway(torch.nn.Module):
+    """a = 1e150 v: finite for two steps, then overflows: a rollout that diverges mid-way."""
+
+    def forward(self, node_features: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor):
+        return 1e150 * node_features[:, 0:2] + 1e-12
+
+
+def test_evaluate_command_scores_a_diverging_rollout_up_to_where_it_diverged(tmp_path):
+    import json
+
+    from affine_fixture import save_exported
+    from lmp_gnn.cli import main
+    from lmp_gnn.trajectory import save_trajectory
+
+    save_trajectory(tmp_path / "d" / "net0.npz", affine_trajectory(n_snapshots=30, n=6, seed=0, curvature=1e-6))
+    save_exported(tmp_path / "runaway.pt", Runaway(), history=3, delta_l=0.004)
+    rc = main(["evaluate", str(tmp_path / "runaway.pt"), "--data", str(tmp_path / "d"), "-o", str(tmp_path / "ev"),
+               "--plot-networks", "0", "--mse-steps", "1", "20", "--nu-steps", "1", "20", "--strains", "0.01"])
+    assert rc == 0
+    report = json.loads((tmp_path / "ev" / "results.json").read_text())
+    step = report["diverged"][0]["step"]
+    assert report["diverged"][0]["name"] == "net0" and 5 < step < 10 and not report["failed"]
+    mse = report["aggregate"]["mse"]["learned"]
+    assert mse["1"]["n"] == 1 and mse["20"]["n"] == 0            # scored up to the divergence only
+    assert report["aggregate"]["nu"]["steps_20"]["nu_est"]["baseline"]["n"] == 0   # same networks for both
+    summary = (tmp_path / "ev" / "summary.md").read_text()
+    assert "1 of 1 learned rollouts diverged" in summary and "| 0 of 1 |" in summary
+
+
 def test_evaluate_steps_limits_the_rollout(tmp_path):
     import json
 

@@ -125,6 +125,23 @@ def test_result_as_trajectory_and_steps():
     assert out.metadata["source"] == "affine" and len(res.model_seconds) == 9
 
 
+def test_stop_on_nonfinite_returns_the_steps_taken():
+    traj = affine_trajectory(n_snapshots=12)
+    calls = []
+
+    def blows_up_third(x, ei, e):
+        calls.append(1)
+        return torch.full((36, 2), float("nan") if len(calls) == 3 else 1e-6, dtype=x.dtype)
+
+    res = rollout(blows_up_third, traj, start=3, n_steps=6, history=3, delta_l=0.004, stop_on_nonfinite=True)
+    assert res.diverged_at == 5 and res.n_steps == 2
+    assert res.positions.shape == (6, 36, 2) and res.box.shape == (6, 2) and len(res.model_seconds) == 2
+    full = rollout(lambda x, ei, e: torch.full((36, 2), 1e-6, dtype=x.dtype), traj, start=3, n_steps=2, history=3,
+                   delta_l=0.004)
+    np.testing.assert_array_equal(res.positions, full.positions)
+    assert full.diverged_at is None
+
+
 def test_bad_inputs_are_refused_with_what_was_expected():
     traj = affine_trajectory(n_snapshots=6)
     with pytest.raises(ValueError, match="expected history \\(3\\) <= start"):

@@ -84,6 +84,8 @@ class RolloutResult:
         dtype: name of the dtype the model was fed ("float32", "float64").
         bonds: [M, 2] int64; rest_length: [M] float64 (the network, for `to_trajectory`).
         model_seconds: [n_steps] wall time of each model call in seconds.
+        diverged_at: with `stop_on_nonfinite`, the step whose accelerations were non-finite (the
+            result ends just before it); None when the rollout ran to the end.
     """
 
     positions: np.ndarray
@@ -96,6 +98,7 @@ class RolloutResult:
     bonds: np.ndarray
     rest_length: np.ndarray
     model_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    diverged_at: int | None = None
 
     @property
     def n_steps(self) -> int:
@@ -145,7 +148,7 @@ def model_dtype(model: Model) -> torch.dtype:
 
 def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history: int, delta_l: float,
             dtype: torch.dtype | None = torch.float64, *, progress: bool = False,
-            description: str = "rollout") -> RolloutResult:
+            description: str = "rollout", stop_on_nonfinite: bool = False) -> RolloutResult:
     """Roll a learned simulator forward from true snapshots (arithmetic in the module docstring).
 
     Args:
@@ -163,6 +166,9 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
             else float64.
         progress: show a tqdm progress bar.
         description: label of the progress bar.
+        stop_on_nonfinite: on non-finite accelerations return the steps taken so far (with
+            `diverged_at` set) instead of raising RolloutError; evaluation uses this to score a
+            diverging rollout up to where it diverged.
 
     Returns:
         RolloutResult with positions/box for snapshots 0..start+n_steps and the accelerations.
@@ -207,6 +213,7 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
     if progress:
         from tqdm import tqdm
         steps = tqdm(steps, desc=description, unit="step", leave=False)
+    diverged_at = None
     with torch.no_grad():
         for k in steps:
             x = features.node_features(velocities).to(dtype)                    # [N, 2h]
@@ -219,7 +226,11 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
                 raise RolloutError(f"expected model output of shape [{n_nodes}, 2], got {got} at step {start + k}")
             a = a.detach().to(device="cpu", dtype=torch.float64)
             if not torch.isfinite(a).all():
-                raise RolloutError(f"expected finite accelerations, got NaN/inf at step {start + k}")
+                if not stop_on_nonfinite:
+                    raise RolloutError(f"expected finite accelerations, got NaN/inf at step {start + k}")
+                diverged_at = start + k
+                out_pos, out_box, out_acc, seconds = out_pos[: start + k + 1], out_box[: start + k + 1], out_acc[:k], seconds[:k]
+                break
             v_new = velocities[0] + a                       # v(t+1) = v(t) + a(t)
             eps = features.free_axis_strain(r, L, v_new, FREE_AXIS)
             r = r + v_new                                   # r(t+1) = r(t) + v(t+1)
@@ -234,7 +245,7 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
     return RolloutResult(positions=out_pos.numpy(), box=out_box.numpy(), accelerations=out_acc.numpy(),
                          start=int(start), history=int(history), delta_l=float(delta_l),
                          dtype=str(dtype).replace("torch.", ""), bonds=bonds.numpy(),
-                         rest_length=rest_length.numpy(), model_seconds=seconds)
+                         rest_length=rest_length.numpy(), model_seconds=seconds, diverged_at=diverged_at)
 
 
 @dataclass

@@ -9,8 +9,10 @@ last snapshot twice, with the learned model and with the zero-acceleration basel
 
 - results.json: settings, the aggregate over the test set (position MSE at chosen steps, ν parity
   R² and mean |Δν| for ν_box and ν_est after chosen steps and at chosen strains, mean complexity α),
-  every network's scalar metrics, learned beside baseline, and the networks whose learned rollout
-  failed (non-finite accelerations: recorded and left out of the statistics, never hidden);
+  every network's scalar metrics, learned beside baseline, the networks whose learned rollout
+  diverged (non-finite accelerations at some step: scored up to that step, learned and baseline
+  alike, so later points count only the networks that reached them; listed with the step) and those
+  that failed outright (--engine lammps stopping, or non-finite at the first step: left out);
 - networks/NAME.json: one network's metrics with its MSE and ν curves;
 - summary.md: the aggregate as a Markdown table;
 - mse_vs_step.png, parity.png, and for --plot-networks networks spread over ν (metadata nu_linear):
@@ -126,7 +128,7 @@ def summary_table(agg: dict, model: str, start: int | None = None, steps: int | 
     for step, v in agg["mse"]["learned"].items():
         b = agg["mse"]["baseline"][step]
         lines.append(f"| position MSE after {step} step(s), mean (median) | {_fmt(v['mean'])} ({_fmt(v['median'])}) "
-                     f"| {_fmt(b['mean'])} ({_fmt(b['median'])}) | {v['n']} |")
+                     f"| {_fmt(b['mean'])} ({_fmt(b['median'])}) | {_count(v['n'], agg)} |")
     names = {"nu_est": "ν_est", "nu_box": "ν_box"}
     for point, per_est in agg["nu"].items():
         where = (f"after {point.split('_', 1)[1]} steps" if point.startswith("steps_")
@@ -135,7 +137,11 @@ def summary_table(agg: dict, model: str, start: int | None = None, steps: int | 
             lv, bv = per_est[est]["learned"], per_est[est]["baseline"]
             lines.append(f"| {names[est]} {where}: R² / mean \\|Δν\\| | {_fmt(lv['r2'], '.3f')} / "
                          f"{_fmt(lv['mean_abs_error'], '.4f')} | {_fmt(bv['r2'], '.3f')} / "
-                         f"{_fmt(bv['mean_abs_error'], '.4f')} | {lv['n']} |")
+                         f"{_fmt(bv['mean_abs_error'], '.4f')} | {_count(lv['n'], agg)} |")
+    if agg.get("n_diverged"):
+        lines.insert(3, f"**{agg['n_diverged']} of {agg['n_networks']} learned rollouts diverged (non-finite "
+                        "accelerations) before the end: each is scored up to that step, and the `networks` column says "
+                        "how many reached a row's point; see `diverged` in results.json for the steps.**\n")
     if agg.get("n_failed"):
         lines.insert(3, f"**{agg['n_failed']} learned rollout(s) failed (non-finite or malformed output, or LAMMPS stopped) and are "
                         "not in the table; see `failed` in results.json.**\n")
@@ -143,6 +149,10 @@ def summary_table(agg: dict, model: str, start: int | None = None, steps: int | 
     lines.append(f"| complexity α over the rollout (true MD: {_fmt(a['true'])}) | {_fmt(a['learned'])} "
                  f"| {_fmt(a['baseline'])} (0 by construction) | {agg['n_networks']} |")
     return "\n".join(lines) + "\n"
+
+
+def _count(n: int, agg: dict) -> str:
+    return str(n) if n == agg["n_networks"] else f"{n} of {agg['n_networks']}"
 
 
 def _network_plots(out: Path, name: str, traj, learned, baseline, result: dict) -> list[Path]:
@@ -214,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     to_plot = _pick_for_plots(metas, args.plot_networks)
 
-    results, written, model_ms, failed = [], [], [], []
+    results, written, model_ms, failed, diverged = [], [], [], [], []
     t0 = time.perf_counter()
     bar = tqdm(files, unit="net", desc="evaluate", dynamic_ncols=True)
     for path in bar:
@@ -230,7 +240,13 @@ def run(args: argparse.Namespace) -> int:
             if args.engine == "lammps":
                 learned = lammps_rollout(args.model, traj, start, n_steps, spec.history, threads=args.threads)
             else:
-                learned = rollout(spec.model, traj, start, n_steps, spec.history, delta_l, spec.dtype)
+                learned = rollout(spec.model, traj, start, n_steps, spec.history, delta_l, spec.dtype,
+                                  stop_on_nonfinite=True)
+                if learned.diverged_at is not None:      # scored up to where it diverged
+                    if learned.n_steps == 0:
+                        raise RolloutError(f"expected finite accelerations, got NaN/inf at step {start}")
+                    diverged.append({"name": path.stem, "step": learned.diverged_at})
+                    tqdm.write(f"{path.stem}: learned rollout diverged at step {learned.diverged_at}", file=sys.stderr)
         except RolloutError as exc:      # a learned rollout that blows up is a result, not a crash
             failed.append({"name": path.stem, "source": str(path), "error": str(exc)})
             tqdm.write(f"{path.stem}: learned rollout failed: {exc}", file=sys.stderr)
@@ -255,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     agg = analysis.aggregate(results)
     agg["n_failed"] = len(failed)
+    agg["n_diverged"] = len(diverged)
     curves = {k: [r["mse_curve"][k] for r in results] for k in analysis.KINDS}
     plots.plot_mse_vs_step(curves, out / "mse_vs_step.png", title=f"{len(results)} test networks")
     panels = []
@@ -269,7 +286,8 @@ def run(args: argparse.Namespace) -> int:
     report = {"model": spec.label, "engine": args.engine, "model_metadata": meta, "start": start,
               "settings": {"mse_steps": args.mse_steps, "nu_steps": args.nu_steps, "strains": args.strains},
               "model_ms_per_step_mean": float(np.mean(model_ms)), "wall_time_s": time.perf_counter() - t0,
-              "aggregate": agg, "networks": [_scalars(r) for r in results], "failed": failed}
+              "aggregate": agg, "networks": [_scalars(r) for r in results], "failed": failed,
+              "diverged": diverged}
     (out / "results.json").write_text(json.dumps(report, indent=1))
     (out / "summary.md").write_text(summary_table(agg, spec.label, start, args.steps))
     print(summary_table(agg, spec.label, start, args.steps))

@@ -229,7 +229,8 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
                 if not stop_on_nonfinite:
                     raise RolloutError(f"expected finite accelerations, got NaN/inf at step {start + k}")
                 diverged_at = start + k
-                out_pos, out_box, out_acc, seconds = out_pos[: start + k + 1], out_box[: start + k + 1], out_acc[:k], seconds[:k]
+                out_pos, out_box = out_pos[: start + k + 1], out_box[: start + k + 1]
+                out_acc, seconds = out_acc[:k], seconds[:k]
                 break
             v_new = velocities[0] + a                       # v(t+1) = v(t) + a(t)
             eps = features.free_axis_strain(r, L, v_new, FREE_AXIS)

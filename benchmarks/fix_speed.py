@@ -41,7 +41,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "leap"))
-from bench_leap import Quiet, timing_deck  # noqa: E402
+from bench_leap import NETWORK_DECK, Quiet, timing_deck  # noqa: E402
 from make_inputs import METADATA  # noqa: E402
 
 from lmp_gnn.export import script_model  # noqa: E402
@@ -51,7 +51,7 @@ from lmp_gnn.model import GNNSimulator, ModelConfig  # noqa: E402
 from lmp_gnn.rollout import rollout  # noqa: E402
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit.*")
-DELTA_L, RATE, DT = 2e-3, 2.5e-6, 0.05
+DELTA_L, RATE, DT = 2e-3, 2.5e-6, 0.05     # the data protocol (NETWORK_DECK has dt 0.05)
 BINDIR = Path(sys.executable).parent
 
 
@@ -69,17 +69,7 @@ class EagerPyG(torch.nn.Module):
 
 def md_deck(steps: int) -> str:
     """The compression protocol (lmp_gnn.md) on net.data: warm-up, then `steps` timed MD steps."""
-    return f"""units lj
-dimension 2
-atom_style bond
-boundary p p p
-bond_style harmonic
-read_data net.data
-pair_style zero 1.0 nocoeff
-pair_coeff * *
-comm_modify cutoff 2.5
-timestep {DT}
-fix press all press/berendsen y 0.0 0.0 1.0 modulus 1.0 dilate all
+    return NETWORK_DECK + f"""fix press all press/berendsen y 0.0 0.0 1.0 modulus 1.0 dilate all
 fix bath all langevin 1e-10 1e-10 10.0 4928 zero yes
 fix integrate all nve
 fix squeeze all deform 1 x erate {-RATE} remap x

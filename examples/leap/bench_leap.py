@@ -46,10 +46,8 @@ class Quiet(torch.nn.Module):
         return 1e-6 * self.inner(node_features, edge_index, edge_features)
 
 
-def timing_deck(steps: int) -> str:
-    """LAMMPS input: net.data and gnn.pt from the working directory, the fix with the box held,
-    a warm-up run and a timed run of `steps` learned steps (one torch thread per rank)."""
-    return f"""units lj
+# the network of net.data in the working directory (bonded only, LJ units, dt 0.05)
+NETWORK_DECK = """units lj
 dimension 2
 atom_style bond
 boundary p p p
@@ -59,7 +57,13 @@ pair_style zero 1.0 nocoeff
 pair_coeff * *
 comm_modify cutoff 2.5
 timestep 0.05
-fix g all gnn/rollout gnn.pt box no threads 1
+"""
+
+
+def timing_deck(steps: int) -> str:
+    """LAMMPS input: net.data and gnn.pt from the working directory, the fix with the box held,
+    a warm-up run and a timed run of `steps` learned steps (one torch thread per rank)."""
+    return NETWORK_DECK + f"""fix g all gnn/rollout gnn.pt box no threads 1
 thermo_style custom step f_g[3]
 run 5
 run {steps}

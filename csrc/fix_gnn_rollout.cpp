@@ -692,7 +692,8 @@ void FixGNNRollout::initial_integrate(int /*vflag*/)
   }
   learned_now = cycle_pos >= md_block;
   if (learned_now) {
-    comm->forward_comm();    // ghost positions after the end-of-step box remap of an MD step
+    // ghost positions after the end-of-step box remap of the block's last MD step
+    if (cycle_pos == md_block) comm->forward_comm();
     leap_step(true);
     for (int i = 0; i < atom->nlocal; i++)    // the learned position is the last snapshot
       if (atom->mask[i] & groupbit) unwrapped(i, &shadow[i][SH_PREV]);

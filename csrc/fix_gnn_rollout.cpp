@@ -68,7 +68,8 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
     commmode(COMM_HISTORY), nown(0), nedges_all(0), max_bond_length(0.0), hist_ready(0),
     nsteps_taken(0), last_eps(0.0), last_model_ms(0.0), last_step_ms(0.0), sum_model_ms(0.0),
     nmodel_calls(0), md_block(0), learn_block(0), pdamp(1.0), modulus(1.0), temperature(nullptr),
-    pressure(nullptr), cycle_pos(0), nmd_taken(0), learned_now(false), nsnap(0), last_snap_step(-1), copy_started(0), have_prediction(0),
+    pressure(nullptr), cycle_pos(0), nmd_taken(0), learned_now(false), nsnap(0), last_snap_step(-1),
+    copy_started(0), have_prediction(0),
     lcopy{0.0, 0.0}, ccopy{0.0, 0.0}, l0{0.0, 0.0},
     sum0{0.0, 0.0}, mse_one(0.0), mse_roll(0.0), nu_true(0.0), nu_learned(0.0), ngroup(0)
 {
@@ -937,7 +938,6 @@ void FixGNNRollout::shadow_snapshot()
 {
   const double t0 = platform::walltime();
   double **x = atom->x;
-  const imageint *image = atom->image;
   const double *prd = domain->prd;
   const double centre[2] = {0.5 * (domain->boxlo[0] + domain->boxhi[0]),
                             0.5 * (domain->boxlo[1] + domain->boxhi[1])};
@@ -948,10 +948,9 @@ void FixGNNRollout::shadow_snapshot()
   double sums[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
-    const int n[2] = {(image[i] & IMGMASK) - IMGMAX, (image[i] >> IMGBITS & IMGMASK) - IMGMAX};
     double *sh = shadow[i];
     double r[2];
-    for (int d = 0; d < 2; d++) r[d] = x[i][d] + n[d] * prd[d];
+    unwrapped(i, r);
     if (s > 0)
       LMPGNN::push_velocity(history, hist[i], r[0] - sh[SH_PREV], r[1] - sh[SH_PREV + 1]);
     for (int d = 0; d < 2; d++) {

@@ -9,7 +9,8 @@ Architecture (PAPER.md §II "Model architecture"; GNS, Sanchez-Gonzalez et al. 2
         x_i'   = psi^l([x_i, sum_j m_ij])
         x_i    = x_i + x_i'      (residual, default on)
         e_ij   = e_ij + m_ij     (residual, default on)
-    a_i = denorm_a(delta(x_i))                      decoder, [N, L] -> [N, 2]
+    a_i = denorm_a(delta(x_i)) + c (v_i(t) - v_i(t-1))   decoder, [N, L] -> [N, 2]; c = `prior`
+                                                    (0 by default: the paper's model)
 
 Every MLP is `mlp_layers` Linear layers (default 2) with ReLU between them, hidden width
 `hidden` (default 128) and output width `latent` (default 128; 2 for the decoder), with
@@ -38,7 +39,9 @@ Two mathematically identical paths (tests/test_model.py: equal to round-off, 1e-
   layer's own temporaries. When nothing after the first
   layer needs the edge embedding (k = 1, or no residuals) and there is no LayerNorm, the
   edge encoder's last Linear is folded into W_c as well (W_c (W_2 h + b_2) + b =
-  (W_c W_2) h + (W_c b_2 + b)), which saves one [E, 128] x [128, 128] product per step.
+  (W_c W_2) h + (W_c b_2 + b)), which saves one [E, 128] x [128, 128] product per step. In the
+  last layer only the messages' sum is used, so the message MLP's last Linear is applied after
+  the sum (W Σ_j y_ij + deg_i b): another [E, 128] x [128, 128] product becomes [N, 128] x [128, 128].
 - `forward_reference`: plain PyTorch Geometric eager (`edge_updater` computes
   m = phi(cat[x_i, x_j, e_ij]), `propagate` with aggr="add" sums it); the benchmark's baseline.
 

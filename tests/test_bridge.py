@@ -140,6 +140,26 @@ run 20
     np.testing.assert_allclose(L_py, L_ts, rtol=0, atol=PARITY_TOL)
 
 
+def test_mode_interleave_same_as_torchscript(models, tmp_path):
+    """One run of mode interleave (two cycles of 40 MD and 6 learned steps): the Python backend
+    gives the TorchScript trajectory."""
+    net = triangular_network(8, 8, seed=5)
+    data = net.write_lammps_data(tmp_path / "net.data")
+    finals = []
+    for model in (models["spring"], python_spec("spring")):
+        lmp = run_in_process(deck_header(data) + f"""
+velocity all create 1e-4 4 loop geom
+fix visc all viscous 0.1
+fix il all gnn/rollout {model} mode interleave md 40 learn 6 every 10 mdsteps 10
+run 92
+""")
+        assert lmp.extract_fix("il", 0, 1, 0) == 12 and lmp.extract_fix("il", 0, 1, 11) == 80
+        finals.append(unwrapped_state(lmp))
+        lmp.close()
+    for ts, py in zip(*finals):
+        np.testing.assert_allclose(py, ts, rtol=0, atol=PARITY_TOL)
+
+
 def test_exported_file_through_python_backend(models, data_file, network, tmp_path, monkeypatch):
     """A factory may return lmp_gnn.export.load_exported(path): the file's module and metadata."""
     monkeypatch.setenv("LMP_GNN_BRIDGE_MODEL", str(models["spring_f32"]))

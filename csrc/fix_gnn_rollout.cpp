@@ -700,17 +700,12 @@ void FixGNNRollout::initial_integrate(int /*vflag*/)
       if (atom->mask[i] & groupbit) unwrapped(i, &shadow[i][SH_PREV]);
     return;
   }
-  // MD: first half of velocity Verlet (as fix nve)
-  double **x = atom->x, **v = atom->v, **f = atom->f;
-  const double dtf = 0.5 * update->dt * force->ftm2v;
+  // MD: first half of velocity Verlet (as fix nve): half kick, then drift
+  half_kick();
+  double **x = atom->x, **v = atom->v;
   for (int i = 0; i < atom->nlocal; i++)
-    if (atom->mask[i] & groupbit) {
-      const double dtfm = dtf / (atom->rmass ? atom->rmass[i] : atom->mass[atom->type[i]]);
-      for (int d = 0; d < 2; d++) {
-        v[i][d] += dtfm * f[i][d];
-        x[i][d] += update->dt * v[i][d];
-      }
-    }
+    if (atom->mask[i] & groupbit)
+      for (int d = 0; d < 2; d++) x[i][d] += update->dt * v[i][d];
 }
 
 /* ----------------------------------------------------------------------
@@ -719,7 +714,12 @@ void FixGNNRollout::initial_integrate(int /*vflag*/)
 
 void FixGNNRollout::final_integrate()
 {
-  if (learned_now) return;
+  if (!learned_now) half_kick();
+}
+
+// v += (dt / 2) f / m for the group atoms (in-plane components)
+void FixGNNRollout::half_kick()
+{
   double **v = atom->v, **f = atom->f;
   const double dtf = 0.5 * update->dt * force->ftm2v;
   for (int i = 0; i < atom->nlocal; i++)

@@ -133,6 +133,7 @@ class FixGNNRollout : public Fix {
   void unwrapped(int i, double *r) const;
   void shadow_snapshot();
   void interleave_snapshot();
+  void half_kick();
   void md_box_step();
   void nonaffine_velocities(const double lold[2], const double cold[2]);
   void remap_axis(int axis, double lnew);

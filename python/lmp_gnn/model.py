@@ -452,14 +452,20 @@ class GNNSimulator(nn.Module):
             return torch.zeros_like(node_features[:, 0:2])
         return self.prior * (node_features[:, 0:2] - node_features[:, 2:4])
 
+    def _with_prior(self, network_accel: Tensor, node_features: Tensor) -> Tensor:
+        """The network's accelerations plus the prior (nothing added when c = 0, the default)."""
+        if self.prior == 0.0:
+            return network_accel
+        return network_accel + self.acceleration_prior(node_features)
+
     def normalized_target(self, node_features: Tensor, target: Tensor) -> Tensor:
         """The training target of `forward_normalized`: the normalised residual a - a_prior."""
         return self.target_norm(target - self.acceleration_prior(node_features))
 
     def forward(self, node_features: Tensor, edge_index: Tensor, edge_features: Tensor) -> Tensor:
         """Raw accelerations [N, 2] from raw features (factored fast path; scriptable)."""
-        return (self.target_norm.inverse(self.forward_normalized(node_features, edge_index, edge_features))
-                + self.acceleration_prior(node_features))
+        return self._with_prior(
+            self.target_norm.inverse(self.forward_normalized(node_features, edge_index, edge_features)), node_features)
 
     @torch.jit.unused
     def forward_normalized_reference(self, node_features: Tensor, edge_index: Tensor,
@@ -476,8 +482,9 @@ class GNNSimulator(nn.Module):
     @torch.jit.unused
     def forward_reference(self, node_features: Tensor, edge_index: Tensor, edge_features: Tensor) -> Tensor:
         """`forward` through plain PyG eager message passing (reference and benchmark baseline)."""
-        return (self.target_norm.inverse(self.forward_normalized_reference(node_features, edge_index, edge_features))
-                + self.acceleration_prior(node_features))
+        return self._with_prior(
+            self.target_norm.inverse(self.forward_normalized_reference(node_features, edge_index, edge_features)),
+            node_features)
 
     @torch.jit.unused
     def update_normalizers(self, node_features: Tensor, edge_features: Tensor, target: Tensor) -> None:

@@ -167,3 +167,52 @@ def test_resume_refuses_data_of_another_delta_l(tmp_path):
 def test_missing_cuda_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="expected a usable CUDA device"):
         run_training(config(tmp_path, steps=2, device="cuda"), log=quiet)
+
+
+def test_unrolled_loss_of_one_step_is_the_one_step_loss():
+    from lmp_gnn.model import build_model
+    from lmp_gnn.train import _Loss, _UnrolledLoss
+
+    torch.manual_seed(0)
+    ds = WindowDataset([t for _, t in load_trajectories([compressed_networks()])], history=2,
+                       dtype=torch.float64, event_ratio=100.0)
+    model = build_model({"latent": 16, "hidden": 16, "history": 2, "prior": 1.0}).double()
+    idx = ds.unroll_starts(1)[:3]
+    batch = ds.batch(idx, noise=False)
+    model.update_normalizers(batch.node_features, batch.edge_features, batch.target)
+    u = ds.unrolled_batch(idx, 1)
+    with torch.no_grad():
+        one = _Loss(model)(batch.node_features, batch.edge_index, batch.edge_features, batch.target)
+        unrolled = _UnrolledLoss(model)(u.positions, u.edge_box, u.edge_index, u.rest_length)
+    assert float(one) > 0 and abs(float(unrolled) - float(one)) <= 1e-6 * float(one), (float(one), float(unrolled))
+    # K steps: every window has K true snapshots after it, none of them inside an event
+    starts = ds.unroll_starts(4)
+    assert 0 < len(starts) < len(ds)
+    for g, t in ds.windows[starts].tolist():
+        assert t + 4 <= ds.graphs[g].n_snapshots - 1 and (g, t + 3) in ds._quiet
+    u = ds.unrolled_batch(starts[:2], 4)
+    assert u.positions.shape[0] == 2 + 4 + 1 and u.edge_box.shape[:2] == (4, u.edge_index.shape[1])
+
+
+def test_unrolled_fine_tuning_from_a_checkpoint(tmp_path):
+    run_training(config(tmp_path / "a", steps=30), log=quiet)
+    init = tmp_path / "a" / "run" / "last.pt"
+    cfg = config(tmp_path / "b", steps=60, unroll=4, init=str(init), lr=1e-3, lr_final=1e-3)
+    summary = run_training(cfg, log=quiet)
+    lines = [json.loads(s) for s in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [e["loss"] for e in lines if "loss" in e]
+    assert summary["step"] == 60 and losses[-1] < losses[0], losses
+    a, b = load_checkpoint(init), load_checkpoint(tmp_path / "b" / "run" / "last.pt")
+    assert b["train_config"]["train"]["unroll"] == 4 and b["step"] == 60
+    # normalisers come from the checkpoint (and keep accumulating), weights moved on
+    assert b["model_state"]["node_norm.count"] > a["model_state"]["node_norm.count"]
+    assert not torch.equal(a["model_state"]["decoder.layers.0.weight"], b["model_state"]["decoder.layers.0.weight"])
+    with pytest.raises(ConfigError, match="expected --resume or train.init, not both"):
+        run_training(cfg, resume=init, log=quiet)
+
+
+def test_unroll_config_errors():
+    with pytest.raises(ConfigError, match="train.unroll: expected a positive integer, got 0"):
+        load_config(None, {"train": {"unroll": 0}})
+    with pytest.raises(ConfigError, match="expected train.pushforward = 0 and data.noise_std = 0"):
+        load_config(None, {"train": {"unroll": 2, "pushforward": 0.5}})

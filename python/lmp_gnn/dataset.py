@@ -26,6 +26,11 @@ model is taught to undo:
 
 noise_std is in distance per step (velocities are ~1e-3 at Δl = 2e-3 per step, accelerations ~1e-5).
 
+Unrolled windows (training with `train.unroll` = K > 1): `WindowDataset.unrolled_batch(indices, K)`
+gives the true positions r(t-h), ..., r(t+K) and the true box at t, ..., t+K-1 of each window, for
+a training loss over K learned steps (lmp_gnn.train); `unroll_starts(K)` lists the windows whose
+next K - 1 windows are all quiet too (no event inside the unroll).
+
 Batching: `WindowDataset.batch(indices)` concatenates graphs (node offsets added to
 edge_index) without going through PyG's collate; `to_data` gives a PyG `Data` for one window.
 """
@@ -85,6 +90,27 @@ class GraphBatch:
         return GraphBatch(self.node_features.to(device), self.edge_index.to(device),
                           self.edge_features.to(device), self.target.to(device), self.batch.to(device),
                           self.num_graphs)
+
+
+@dataclass
+class UnrollBatch:
+    """K-step windows of several graphs as one disjoint graph (float64 throughout).
+
+    Attributes:
+        positions: [h + K + 1, N, 2] true unwrapped positions r(t-h), ..., r(t+K).
+        edge_box: [K, E, 2] true box lengths at t, ..., t+K-1, repeated per edge (graphs differ).
+        edge_index: [2, E] int64 (sender, receiver), node indices into the whole batch.
+        rest_length: [E] rest length of the bond behind each edge.
+    """
+
+    positions: Tensor
+    edge_box: Tensor
+    edge_index: Tensor
+    rest_length: Tensor
+
+    def to(self, device: torch.device | str) -> "UnrollBatch":
+        return UnrollBatch(self.positions.to(device), self.edge_box.to(device), self.edge_index.to(device),
+                           self.rest_length.to(device))
 
 
 class _Graph:
@@ -262,6 +288,36 @@ class WindowDataset:
             raise DatasetError("expected at least one window index, got none")
         return GraphBatch(torch.cat(nfs), torch.cat(eis, dim=1), torch.cat(efs), torch.cat(tgs), torch.cat(ids),
                           len(nfs))
+
+    def unroll_starts(self, steps: int) -> Tensor:
+        """Indices into `self.windows` of the windows (g, t) with (g, t+1), ..., (g, t+steps-1) windows too."""
+        if steps < 1:
+            raise DatasetError(f"expected unroll steps >= 1, got {steps}")
+        keep = [i for i, (g, t) in enumerate(self.windows.tolist())
+                if all((g, t + j) in self._quiet for j in range(1, steps))]
+        if not keep:
+            raise DatasetError(f"expected windows with {steps} quiet steps after them, got none "
+                               f"(trajectories too short for train.unroll = {steps}?)")
+        return torch.tensor(keep, dtype=torch.long)
+
+    def unrolled_batch(self, indices: Sequence[int] | Tensor, steps: int) -> UnrollBatch:
+        """The windows `indices` with `steps` true snapshots after each (see `unroll_starts`)."""
+        h = self.history
+        pos, boxes, eis, rests = [], [], [], []
+        offset = 0
+        for i in torch.as_tensor(indices, dtype=torch.long).tolist():
+            traj, t = self.windows[i].tolist()
+            g = self.graphs[traj]
+            if t + steps > g.n_snapshots - 1:
+                raise IndexError(f"{g.name}: expected t + {steps} <= {g.n_snapshots - 1}, got t = {t}")
+            pos.append(g.positions[t - h: t + steps + 1])
+            boxes.append(g.box[t: t + steps].unsqueeze(1).expand(steps, g.edge_index.shape[1], 2))
+            eis.append(g.edge_index + offset)
+            rests.append(g.rest_length)
+            offset += g.n_nodes
+        if not pos:
+            raise DatasetError("expected at least one window index, got none")
+        return UnrollBatch(torch.cat(pos, dim=1), torch.cat(boxes, dim=1), torch.cat(eis, dim=1), torch.cat(rests))
 
     def to_data(self, index: int, generator: torch.Generator | None = None, noise: bool = True):
         """Window `index` as a torch_geometric.data.Data (x, edge_index, edge_attr, y, traj, t)."""

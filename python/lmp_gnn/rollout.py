@@ -146,6 +146,16 @@ def model_dtype(model: Model) -> torch.dtype:
     return torch.float64
 
 
+def advance(r: Tensor, velocities: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+    """One learned step: v(t+1) = v(t) + a(t), r(t+1) = r(t) + v(t+1).
+
+    r [N, 2], velocities [h, N, 2] newest first, a [N, 2] -> (r(t+1), velocities shifted by one).
+    Differentiable (training with `train.unroll` backpropagates through it).
+    """
+    v_new = velocities[0] + a
+    return r + v_new, torch.cat([v_new.unsqueeze(0), velocities[:-1]], dim=0)
+
+
 def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history: int, delta_l: float,
             dtype: torch.dtype | None = torch.float64, *, progress: bool = False,
             description: str = "rollout", stop_on_nonfinite: bool = False) -> RolloutResult:
@@ -232,14 +242,13 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
                 out_pos, out_box = out_pos[: start + k + 1], out_box[: start + k + 1]
                 out_acc, seconds = out_acc[:k], seconds[:k]
                 break
-            v_new = velocities[0] + a                       # v(t+1) = v(t) + a(t)
-            eps = features.free_axis_strain(r, L, v_new, FREE_AXIS)
-            r = r + v_new                                   # r(t+1) = r(t) + v(t+1)
+            r_new, velocities = advance(r, velocities, a)
+            eps = features.free_axis_strain(r, L, velocities[0], FREE_AXIS)
+            r = r_new
             L_new = L.clone()
             L_new[DRIVEN_AXIS] = L[DRIVEN_AXIS] - delta_l
             L_new[FREE_AXIS] = L[FREE_AXIS] * (1.0 + eps)
             L = L_new
-            velocities = torch.cat([v_new.unsqueeze(0), velocities[:-1]], dim=0)
             out_pos[start + k + 1] = r
             out_box[start + k + 1] = L
             out_acc[k] = a

@@ -6,6 +6,14 @@
 - Objective: MSE between predicted and true accelerations, both normalised by the model's
   online target normaliser (PAPER.md §II); the normalisers accumulate mean/variance of node
   features, edge features and targets over every batch seen (synchronised across ranks).
+- Unrolled training (`train.unroll` = K > 1): each window is rolled K learned steps from its true
+  history (lmp_gnn.rollout.advance, gradients through every step) and the loss is the mean over
+  the K steps of the squared position error in units of the target normaliser's std, which for
+  K = 1 is the one-step loss. Learned steps feed their own velocities back, so a model trained on
+  one step only can be unstable over hundreds (errors growing ~8 % per step); the unrolled loss
+  sees that growth. Edge features use the true box of each step (the box rule of a rollout only
+  moves the periodic images of the few bonds that cross the boundary). Usually a fine-tuning
+  stage: `train.init` (`--init`) starts from a trained checkpoint's weights and normalisers.
 - Optimiser: Adam; learning rate decays exponentially from `lr` to `lr_final` over the
   configured `steps`: lr(s) = lr · (lr_final / lr)^(s / steps) (the paper: 1e-4 -> 1e-6).
 - A step = one batch of `batch_size` graphs (windows) per process, drawn uniformly at random
@@ -39,7 +47,7 @@ import torch.distributed as dist
 import yaml
 from torch import Tensor, nn
 
-from lmp_gnn import __version__
+from lmp_gnn import __version__, features
 from lmp_gnn.dataset import (NOISE_TARGETS, DatasetError, GraphBatch, WindowDataset, load_trajectories,
                              split_by_network, training_metadata)
 from lmp_gnn.export import load_checkpoint, save_checkpoint
@@ -69,6 +77,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "num_threads": 0,       # torch intra-op threads per process; 0 = leave torch's default
         "grad_clip": 0.0,       # max gradient norm; 0 = off
         "pushforward": 0.0,     # share of batches whose inputs are the model's own one-step prediction
+        "unroll": 1,            # learned steps per training window, loss over all of them (docstring)
+        "init": None,           # checkpoint whose weights and normalisers start the run (fine-tuning)
         "log_every": 50,
         "val_every": 1000,
         "val_windows": 512,     # validation windows for the one-step MSE (evenly spaced)
@@ -151,6 +161,13 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"train.dtype: expected float32 or float64, got {t['dtype']!r}")
     if float(t["time_limit"]) < 0 or float(t["grad_clip"]) < 0:
         raise ConfigError("train.time_limit and train.grad_clip: expected >= 0")
+    if not isinstance(t["unroll"], int) or isinstance(t["unroll"], bool) or t["unroll"] < 1:
+        raise ConfigError(f"train.unroll: expected a positive integer, got {t['unroll']!r}")
+    if t["unroll"] > 1 and (float(t["pushforward"]) > 0 or float(cfg["data"]["noise_std"]) > 0):
+        raise ConfigError("train.unroll > 1 trains on the model's own rollouts; expected train.pushforward = 0 "
+                          f"and data.noise_std = 0 with it, got {t['pushforward']} and {cfg['data']['noise_std']}")
+    if t["init"] is not None and not isinstance(t["init"], str):
+        raise ConfigError(f"train.init: expected a checkpoint path or null, got {t['init']!r}")
     if float(cfg["data"]["noise_std"]) < 0:
         raise ConfigError(f"data.noise_std: expected >= 0, got {cfg['data']['noise_std']}")
     if cfg["data"]["noise_target"] not in NOISE_TARGETS:
@@ -245,6 +262,32 @@ class _Loss(nn.Module):
     def forward(self, nf: Tensor, ei: Tensor, ef: Tensor, target: Tensor) -> Tensor:
         pred = self.model.forward_normalized(nf, ei, ef)
         return torch.mean((pred - self.model.normalized_target(nf, target)) ** 2)
+
+
+class _UnrolledLoss(nn.Module):
+    """Mean over K learned steps of the squared position error / target std (module docstring)."""
+
+    def __init__(self, model: GNNSimulator):
+        super().__init__()
+        self.model = model
+
+    def forward(self, positions: Tensor, edge_box: Tensor, edge_index: Tensor, rest_length: Tensor) -> Tensor:
+        from lmp_gnn.rollout import advance
+
+        model = self.model
+        h, steps = model.config.history, edge_box.shape[0]
+        dtype = next(model.parameters()).dtype
+        velocities = (positions[1: h + 1] - positions[:h]).flip(0)        # v(t), ..., v(t-h+1)
+        r = positions[h]
+        std = model.target_norm.std
+        loss = positions.new_zeros(())
+        for j in range(steps):
+            nf = features.node_features(velocities).to(dtype)
+            ef = features.edge_features(r, edge_box[j], edge_index, rest_length).to(dtype)
+            a = model(nf, edge_index, ef).to(torch.float64)
+            r, velocities = advance(r, velocities, a)
+            loss = loss + torch.mean(((r - positions[h + j + 1]) / std) ** 2)
+        return loss / steps
 
 
 # ----------------------------------------------------------------------------- validation
@@ -374,10 +417,14 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
     dtype = getattr(torch, t["dtype"])
     out = Path(cfg["out"])
     ckpt = None
-    if resume is not None:
-        ckpt = load_checkpoint(resume)
+    if resume is not None and t["init"] is not None:
+        raise ConfigError(f"expected --resume or train.init, not both (got {resume} and {t['init']})")
+    start_from = resume if resume is not None else t["init"]
+    what = "--resume" if resume is not None else "train.init"
+    if start_from is not None:
+        ckpt = load_checkpoint(start_from)
         if ckpt["hparams"] != ModelConfig.from_dict(cfg["model"]).to_dict() and cfg["model"] != DEFAULT_CONFIG["model"]:
-            raise ConfigError(f"--resume: expected the config's model section to match the checkpoint's "
+            raise ConfigError(f"{what}: expected the config's model section to match the checkpoint's "
                               f"{ckpt['hparams']}, got {cfg['model']}")
         cfg = copy.deepcopy(cfg)
         cfg["model"] = dict(ckpt["hparams"])
@@ -391,12 +438,14 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
     if ckpt is not None:
         old_dl = ckpt["data_meta"].get("delta_l")
         if old_dl is not None and abs(float(old_dl) - data_meta["delta_l"]) > 1e-9 * abs(float(old_dl)):
-            raise ConfigError(f"--resume: expected training data with the checkpoint's delta_l {old_dl}, "
+            raise ConfigError(f"{what}: expected training data with the checkpoint's delta_l {old_dl}, "
                               f"got {data_meta['delta_l']}")
         model.load_state_dict(ckpt["model_state"])
     model.to(d.device)
 
-    loss_module: nn.Module = _Loss(model)
+    unroll = int(t["unroll"])
+    unroll_starts = train_set.unroll_starts(unroll) if unroll > 1 else None
+    loss_module: nn.Module = _Loss(model) if unroll == 1 else _UnrolledLoss(model)
     if d.active:
         loss_module = nn.parallel.DistributedDataParallel(
             loss_module, device_ids=[d.device.index] if d.device.type == "cuda" else None)
@@ -405,7 +454,7 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, lr0, lr1))
     step = 0
     best = math.inf
-    if ckpt is not None:
+    if resume is not None:
         optimizer.load_state_dict(ckpt["optimizer_state"])
         step = int(ckpt["step"])
         best = float(ckpt.get("metrics", {}).get("best_val_mse", math.inf))
@@ -423,7 +472,8 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
             f"({len(train_set)} windows), {len(val_set.graphs) if val_set else 0} val; model h={model_cfg.history} "
             f"k={model_cfg.layers} latent={model_cfg.latent}; {sum(p.numel() for p in model.parameters())} "
             f"parameters; device {d.device}, {d.world} process(es), {torch.get_num_threads()} thread(s); "
-            f"step {step} -> {steps}")
+            f"step {step} -> {steps}" + (f"; {unroll}-step unrolled loss" if unroll > 1 else "") +
+            (f"; weights from {t['init']}" if t["init"] is not None and resume is None else ""))
     metrics_file = open(out / "metrics.jsonl", "a") if d.main else None
 
     def checkpoint(name: str, metrics: dict) -> Path:
@@ -450,7 +500,10 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
     try:
         while step < steps:
             gen = _batch_generator(int(t["seed"]), d.rank, step)
-            idx = torch.randint(0, len(train_set), (int(t["batch_size"]),), generator=gen)
+            if unroll_starts is None:
+                idx = torch.randint(0, len(train_set), (int(t["batch_size"]),), generator=gen)
+            else:
+                idx = unroll_starts[torch.randint(0, len(unroll_starts), (int(t["batch_size"]),), generator=gen)]
             # the same draw on every rank: the normaliser all-reduce must happen on all or none
             pushed = float(t["pushforward"]) > 0 and \
                 float(torch.rand((), generator=_batch_generator(int(t["seed"]), 0, step))) < float(t["pushforward"])
@@ -458,7 +511,11 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
                                     ).to(d.device)
             if not pushed:   # statistics of the data, not of the model's early mistakes
                 update_normalizers(model, batch, d)
-            loss = loss_module(batch.node_features, batch.edge_index, batch.edge_features, batch.target)
+            if unroll_starts is None:
+                loss = loss_module(batch.node_features, batch.edge_index, batch.edge_features, batch.target)
+            else:
+                u = train_set.unrolled_batch(idx, unroll).to(d.device)
+                loss = loss_module(u.positions, u.edge_box, u.edge_index, u.rest_length)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if float(t["grad_clip"]) > 0:

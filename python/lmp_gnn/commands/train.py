@@ -31,6 +31,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch threads per process (train.num_threads)")
     parser.add_argument("--time-limit", type=float, metavar="MIN",
                         help="stop cleanly after this many minutes, writing last.pt (train.time_limit)")
+    parser.add_argument("--unroll", type=int, metavar="K",
+                        help="learned steps per training window, loss over all K (train.unroll; 1 = one-step)")
+    parser.add_argument("--init", metavar="CKPT",
+                        help="start from this checkpoint's weights and normalisers, with a fresh optimiser "
+                             "and schedule: fine-tuning (train.init)")
     parser.add_argument("--resume", nargs="?", const="last", metavar="CKPT",
                         help="continue from a checkpoint (default: OUT/last.pt)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,6 +73,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     put("train.dtype", args.dtype)
     put("train.num_threads", args.threads)
     put("train.time_limit", args.time_limit)
+    put("train.unroll", args.unroll)
+    put("train.init", args.init)
     if args.no_progress:
         put("train.progress", False)
     for item in args.set:

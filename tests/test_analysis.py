@@ -126,6 +126,14 @@ def test_aggregate_over_a_test_set():
     assert agg["mse"]["baseline"]["1"]["mean"] == pytest.approx(np.mean([r["mse"]["baseline"]["1"] for r in results]))
     assert agg["nu"]["strain_0.05"]["nu_box"]["learned"]["n"] == 0        # 40 snapshots reach 2.6 % only
     assert len(agg["mse_curve"]["learned"]) == 37
+    # per network: the exact learned rollouts beat the baseline on every network (MSE 0 < baseline)
+    pn = agg["per_network"]["20"]
+    assert pn["n"] == 3 and pn["learned_better"] == 3 and pn["far_off"] == 0
+    results[0]["mse"]["learned"]["20"] = 4 * results[0]["mse"]["baseline"]["20"]
+    results[1]["mse"]["learned"]["20"] = 0.25 * results[1]["mse"]["baseline"]["20"]
+    results[2]["mse"]["learned"]["20"] = float("inf")
+    pn = analysis.aggregate(results)["per_network"]["20"]
+    assert pn["learned_better"] == 1 and pn["far_off"] == 1 and pn["geomean_ratio"] == pytest.approx(1.0)
 
 
 def test_mean_curve_of_different_lengths():
@@ -162,6 +170,8 @@ def test_evaluate_command_writes_results_beside_the_baseline(tmp_path):
     assert [n["name"] for n in report["networks"]] == ["net0", "net1"]
     summary = (tmp_path / "ev" / "summary.md").read_text()
     assert "| ν_est after 20 steps: R² / mean \\|Δν\\| |" in summary
+    assert report["aggregate"]["per_network"] == agg["per_network"]
+    assert "| after 20 step(s): learned better than baseline / far off (MSE > 0.001) / " in summary
     pngs = sorted(p.name for p in (tmp_path / "ev").glob("*.png"))
     assert pngs == ["mse_vs_step.png", "nodes_net0.png", "nu_vs_strain_net0.png", "overlay_net0.png", "parity.png"]
 

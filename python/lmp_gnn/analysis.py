@@ -220,13 +220,19 @@ def evaluate_network(truth: Any, learned: Any, baseline: Any, name: str = "",
     return out
 
 
+FAR_OFF_MSE = 1e-3    # position MSE (distance², mean bond length 1) above which a rollout counts as far off
+
+
 def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Test-set statistics from `evaluate_network` results, learned beside baseline.
 
     Returns:
         {"n_networks", "mse": {kind: {k: {"mean", "median", "n"}}}, "nu": {point: {estimator: {kind:
         parity_stats}}}, "alpha": {"true"/"learned"/"baseline": mean α}, "mse_curve": {kind: mean over
-        networks per step k, over the networks that reach k}}.
+        networks per step k, over the networks that reach k}, "per_network": {k: {"n", "learned_better"
+        (networks with learned MSE < baseline MSE), "far_off" (learned MSE > FAR_OFF_MSE or not finite),
+        "geomean_ratio" (geometric mean of learned / baseline MSE over networks where both are > 0
+        and finite)}}}. Means are dominated by the worst networks; these say how many are better.
     """
     if not results:
         raise ValueError("expected at least one evaluated network, got none")
@@ -239,6 +245,19 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                                       "mean": float(vals.mean()) if len(vals) else None,
                                       "median": float(np.median(vals)) if len(vals) else None}
         out["mse_curve"][kind] = mean_curve([r["mse_curve"][kind] for r in results]).tolist()
+    out["per_network"] = {}
+    for step in results[0]["mse"]["learned"]:
+        pairs = np.array([(r["mse"]["learned"][step], r["mse"]["baseline"][step]) for r in results
+                          if r["mse"]["learned"][step] is not None and r["mse"]["baseline"][step] is not None])
+        if not len(pairs):
+            continue
+        learned, base = pairs[:, 0], pairs[:, 1]
+        ok = (learned > 0) & (base > 0) & np.isfinite(learned)
+        out["per_network"][step] = {
+            "n": int(len(pairs)),
+            "learned_better": int(np.sum(learned < base)),
+            "far_off": int(np.sum(~(learned <= FAR_OFF_MSE))),
+            "geomean_ratio": float(np.exp(np.mean(np.log(learned[ok] / base[ok])))) if ok.any() else None}
     for point in results[0]["nu"]:
         out["nu"][point] = {}
         for est in ESTIMATORS:

@@ -119,6 +119,8 @@ STARTUP_SNAPSHOTS = 2
 
 def summary_table(agg: dict, model: str, start: int | None = None, steps: int | None = None) -> str:
     """The aggregate as Markdown: one row per metric, learned beside the zero-acceleration baseline."""
+    from lmp_gnn.analysis import FAR_OFF_MSE
+
     lines = [f"# Evaluation of `{model}`", "",
              f"{agg['n_networks']} test networks; rollouts from snapshot {'h' if start is None else start} "
              + ("to the end of each trajectory" if steps is None else f"for {steps} learned steps (at most)")
@@ -129,6 +131,10 @@ def summary_table(agg: dict, model: str, start: int | None = None, steps: int | 
         b = agg["mse"]["baseline"][step]
         lines.append(f"| position MSE after {step} step(s), mean (median) | {_fmt(v['mean'])} ({_fmt(v['median'])}) "
                      f"| {_fmt(b['mean'])} ({_fmt(b['median'])}) | {_count(v['n'], agg)} |")
+    for step, c in agg.get("per_network", {}).items():
+        lines.append(f"| after {step} step(s): learned better than baseline / far off (MSE > {FAR_OFF_MSE:g}) / "
+                     f"geometric-mean MSE ratio learned/baseline | {c['learned_better']} / {c['far_off']} / "
+                     f"{_fmt(c['geomean_ratio'])} | | {_count(c['n'], agg)} |")
     names = {"nu_est": "ν_est", "nu_box": "ν_box"}
     for point, per_est in agg["nu"].items():
         where = (f"after {point.split('_', 1)[1]} steps" if point.startswith("steps_")

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The shipped model's recipe in one command (python/lmp_gnn/data/README.md):
+#   bash scripts/train_model.sh [OUT_PREFIX]        # data: bash scripts/make_dataset.sh data/dataset2 200 2
+# 1. one-step training (examples/train_paper.yaml: prior c = 1, push-forward batches), ~11 min on 2 cores;
+# 2. fine-tuning with ever longer unrolled losses (train.unroll = 8, 32, 64; lmp_gnn.train), each
+#    stage starting from the last one's weights, ~30 min on 2 cores in all;
+# 3. export of the last stage to OUT_PREFIX_u64/model.pt.
+# A stage whose last.pt exists is skipped, so a killed run goes on from the stage it was in.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/paper}
+LMP_GNN=${LMP_GNN:-.venv/bin/lmp-gnn}
+CONFIG=examples/train_paper.yaml
+
+stage() {   # stage OUT_DIR ARGS...: train unless OUT_DIR/last.pt exists
+  local dir=$1; shift
+  if [ -f "$dir/last.pt" ]; then echo "skip $dir (last.pt exists)"; return; fi
+  $LMP_GNN train "$CONFIG" -o "$dir" --no-progress "$@"
+}
+unrolled() {   # unrolled FROM OUT_DIR K STEPS BATCH LR CLIP: fine-tune FROM with a K-step unrolled loss
+  stage "$2" --init "$1/last.pt" --unroll "$3" --steps "$4" --batch-size "$5" --lr "$6" --lr-final 1e-5 \
+    --set train.pushforward=0 --set "train.grad_clip=$7" --set "train.val_every=$4"
+}
+
+stage "$OUT"
+unrolled "$OUT" "${OUT}_u8" 8 1000 4 1e-5 0
+unrolled "${OUT}_u8" "${OUT}_u32" 32 2000 2 5e-5 0
+unrolled "${OUT}_u32" "${OUT}_u64" 64 1000 1 2e-5 0
+$LMP_GNN export "${OUT}_u64/last.pt" -o "${OUT}_u64/model.pt"

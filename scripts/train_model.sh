@@ -5,17 +5,18 @@
 # 2. fine-tuning with ever longer unrolled losses (train.unroll = 8, 32, 64; lmp_gnn.train), each
 #    stage starting from the last one's weights, ~30 min on 2 cores in all;
 # 3. export of the last stage to OUT_PREFIX_u64/model.pt.
-# A stage whose last.pt exists is skipped, so a killed run goes on from the stage it was in.
+# Re-running resumes: a stage with a last.pt goes on from it (--resume; nothing to do if finished).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/paper}
 LMP_GNN=${LMP_GNN:-.venv/bin/lmp-gnn}
 CONFIG=examples/train_paper.yaml
 
-stage() {   # stage OUT_DIR ARGS...: train unless OUT_DIR/last.pt exists
+stage() {   # stage OUT_DIR ARGS...: train into OUT_DIR, resuming from OUT_DIR/last.pt if there
   local dir=$1; shift
-  if [ -f "$dir/last.pt" ]; then echo "skip $dir (last.pt exists)"; return; fi
-  $LMP_GNN train "$CONFIG" -o "$dir" --no-progress "$@"
+  local resume=()
+  if [ -f "$dir/last.pt" ]; then resume=(--resume); fi
+  $LMP_GNN train "$CONFIG" -o "$dir" --no-progress "$@" "${resume[@]}"
 }
 unrolled() {   # unrolled FROM OUT_DIR K STEPS BATCH LR CLIP: fine-tune FROM with a K-step unrolled loss
   stage "$2" --init "$1/last.pt" --unroll "$3" --steps "$4" --batch-size "$5" --lr "$6" --lr-final 1e-5 \

@@ -207,8 +207,12 @@ def test_unrolled_fine_tuning_from_a_checkpoint(tmp_path):
     # normalisers come from the checkpoint (and keep accumulating), weights moved on
     assert b["model_state"]["node_norm.count"] > a["model_state"]["node_norm.count"]
     assert not torch.equal(a["model_state"]["decoder.layers.0.weight"], b["model_state"]["decoder.layers.0.weight"])
-    with pytest.raises(ConfigError, match="expected --resume or train.init, not both"):
-        run_training(cfg, resume=init, log=quiet)
+    # a killed fine-tuning run resumes from its own checkpoint, not from train.init
+    more = config(tmp_path / "b", steps=70, unroll=4, init=str(init), lr=1e-3, lr_final=1e-3)
+    summary = run_training(more, resume=tmp_path / "b" / "run" / "last.pt", log=quiet)
+    c = load_checkpoint(tmp_path / "b" / "run" / "last.pt")
+    assert summary["step"] == 70 and c["step"] == 70
+    assert c["model_state"]["node_norm.count"] > b["model_state"]["node_norm.count"]
 
 
 def test_unroll_config_errors():

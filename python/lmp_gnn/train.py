@@ -78,7 +78,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "grad_clip": 0.0,       # max gradient norm; 0 = off
         "pushforward": 0.0,     # share of batches whose inputs are the model's own one-step prediction
         "unroll": 1,            # learned steps per training window, loss over all of them (docstring)
-        "init": None,           # checkpoint whose weights and normalisers start the run (fine-tuning)
+        "init": None,           # checkpoint whose weights and normalisers start a fresh run (fine-tuning;
+                                # ignored with --resume)
         "log_every": 50,
         "val_every": 1000,
         "val_windows": 512,     # validation windows for the one-step MSE (evenly spaced)
@@ -417,8 +418,7 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
     dtype = getattr(torch, t["dtype"])
     out = Path(cfg["out"])
     ckpt = None
-    if resume is not None and t["init"] is not None:
-        raise ConfigError(f"expected --resume or train.init, not both (got {resume} and {t['init']})")
+    # a resumed run's checkpoint holds the weights already: train.init only starts a fresh run
     start_from = resume if resume is not None else t["init"]
     what = "--resume" if resume is not None else "train.init"
     if start_from is not None:

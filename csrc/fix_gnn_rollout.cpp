@@ -819,9 +819,10 @@ void FixGNNRollout::leap_step(bool nonaffine)
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
     const double ux = displacement[2 * k], uy = displacement[2 * k + 1];
-    const double affine[2] = {
-        strain[0] * LMPGNN::minimum_image(x[i][0] - ctr[0], domain->prd[0]),
-        strain[1] * LMPGNN::minimum_image(x[i][1] - ctr[1], domain->prd[1])};
+    double affine[2] = {0.0, 0.0};
+    if (nonaffine)
+      for (int d = 0; d < 2; d++)
+        affine[d] = strain[d] * LMPGNN::minimum_image(x[i][d] - ctr[d], domain->prd[d]);
     x[i][0] += ux;
     x[i][1] += uy;
     LMPGNN::push_velocity(history, hist[i], ux, uy);

@@ -135,7 +135,6 @@ class FixGNNRollout : public Fix {
   void interleave_snapshot();
   void half_kick();
   void md_box_step();
-  void nonaffine_velocities(const double lold[2], const double cold[2]);
   void remap_axis(int axis, double lnew);
   void model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2]);
   double nu_est(const double sums[2]) const;

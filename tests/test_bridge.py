@@ -43,6 +43,12 @@ def data_file(network, tmp_path_factory):
     return network.write_lammps_data(tmp_path_factory.mktemp("net") / "net.data")
 
 
+@pytest.fixture(scope="module")
+def lattice_data(tmp_path_factory):
+    """An 8 x 8 triangular lattice for the MD-driven modes (shadow, interleave)."""
+    return triangular_network(8, 8, seed=5).write_lammps_data(tmp_path_factory.mktemp("lattice") / "net.data")
+
+
 def history(network, h, seed=2, scale=2e-3):
     """[h, N, 2] velocity history, newest first (drift across the boundary + affine part + noise)."""
     rng = np.random.default_rng(seed)
@@ -83,12 +89,10 @@ run 100
     np.testing.assert_allclose(a_py, a_ts, rtol=0, atol=PARITY_TOL)
 
 
-def test_shadow_same_scores_as_torchscript(models, tmp_path):
-    net = triangular_network(8, 8, seed=5)
-    data = net.write_lammps_data(tmp_path / "net.data")
+def test_shadow_same_scores_as_torchscript(models, lattice_data):
     results = []
     for model in (models["spring"], python_spec("spring")):
-        lmp = run_in_process(deck_header(data) + f"""
+        lmp = run_in_process(deck_header(lattice_data) + f"""
 velocity all create 1e-4 4 loop geom
 fix md all nve
 fix sh all gnn/rollout {model} mode shadow every 10
@@ -140,14 +144,12 @@ run 20
     np.testing.assert_allclose(L_py, L_ts, rtol=0, atol=PARITY_TOL)
 
 
-def test_mode_interleave_same_as_torchscript(models, tmp_path):
+def test_mode_interleave_same_as_torchscript(models, lattice_data):
     """One run of mode interleave (two cycles of 40 MD and 6 learned steps): the Python backend
     gives the TorchScript trajectory."""
-    net = triangular_network(8, 8, seed=5)
-    data = net.write_lammps_data(tmp_path / "net.data")
     finals = []
     for model in (models["spring"], python_spec("spring")):
-        lmp = run_in_process(deck_header(data) + f"""
+        lmp = run_in_process(deck_header(lattice_data) + f"""
 velocity all create 1e-4 4 loop geom
 fix visc all viscous 0.1
 fix il all gnn/rollout {model} mode interleave md 40 learn 6 every 10 mdsteps 10

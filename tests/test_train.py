@@ -194,10 +194,49 @@ def test_unrolled_loss_of_one_step_is_the_one_step_loss():
     assert u.positions.shape[0] == 2 + 4 + 1 and u.edge_box.shape[:2] == (4, u.edge_index.shape[1])
 
 
+def test_unrolled_loss_after_lead_steps_starts_from_the_models_own_state():
+    from lmp_gnn import features
+    from lmp_gnn.model import build_model
+    from lmp_gnn.rollout import advance
+    from lmp_gnn.train import _UnrolledLoss
+
+    torch.manual_seed(0)
+    ds = WindowDataset([t for _, t in load_trajectories([compressed_networks()])], history=2,
+                       dtype=torch.float64, event_ratio=100.0)
+    model = build_model({"latent": 16, "hidden": 16, "history": 2, "prior": 1.0}).double()
+    starts = ds.unroll_starts(3)
+    idx = starts[ds.windows[starts, 1] >= 2 + 4][:2]
+    assert ds.lead_room(idx) >= 4
+    batch = ds.batch(idx, noise=False)
+    model.update_normalizers(batch.node_features, batch.edge_features, batch.target)
+    loss_fn = _UnrolledLoss(model)
+    u = ds.unrolled_batch(idx, 3, lead=4)
+    assert u.positions.shape[0] == 2 + 4 + 3 + 1 and u.edge_box.shape[0] == 4 + 3
+    # by hand: 4 learned steps from the true history, then a 3-step loss from where they ended
+    with torch.no_grad():
+        v = (u.positions[1:3] - u.positions[:2]).flip(0)
+        r = u.positions[2]
+        for j in range(4):
+            a = model(features.node_features(v), u.edge_index,
+                      features.edge_features(r, u.edge_box[j], u.edge_index, u.rest_length))
+            r, v = advance(r, v, a)
+    own = torch.cat([torch.stack([r - v[0] - v[1], r - v[0], r]), u.positions[2 + 4 + 1:]])
+    model.zero_grad()
+    led = loss_fn(u.positions, u.edge_box, u.edge_index, u.rest_length, 4)
+    led.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    fresh = loss_fn(own, u.edge_box[4:], u.edge_index, u.rest_length)
+    fresh.backward()
+    assert float(led.detach()) > 0 and abs(float(led.detach()) - float(fresh.detach())) <= 1e-9 * float(fresh.detach())
+    # gradients only through the last 3 steps: the same as from the model's own state
+    assert all(float((g - p.grad).abs().max()) <= 1e-8 * float(g.abs().max()) for g, p in zip(grads, model.parameters()))
+
+
 def test_unrolled_fine_tuning_from_a_checkpoint(tmp_path):
     run_training(config(tmp_path / "a", steps=30), log=quiet)
     init = tmp_path / "a" / "run" / "last.pt"
-    cfg = config(tmp_path / "b", steps=60, unroll=4, init=str(init), lr=1e-3, lr_final=1e-3)
+    cfg = config(tmp_path / "b", steps=60, unroll=4, unroll_lead=3, init=str(init), lr=1e-3, lr_final=1e-3)
     summary = run_training(cfg, log=quiet)
     lines = [json.loads(s) for s in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in lines if "loss" in e]
@@ -220,3 +259,7 @@ def test_unroll_config_errors():
         load_config(None, {"train": {"unroll": 0}})
     with pytest.raises(ConfigError, match="expected train.pushforward = 0 and data.noise_std = 0"):
         load_config(None, {"train": {"unroll": 2, "pushforward": 0.5}})
+    with pytest.raises(ConfigError, match="expected train.unroll > 1 with it"):
+        load_config(None, {"train": {"unroll_lead": 8}})
+    with pytest.raises(ConfigError, match="train.unroll_lead: expected an integer >= 0, got -1"):
+        load_config(None, {"train": {"unroll": 2, "unroll_lead": -1}})

@@ -300,18 +300,24 @@ class WindowDataset:
                                f"(trajectories too short for train.unroll = {steps}?)")
         return torch.tensor(keep, dtype=torch.long)
 
-    def unrolled_batch(self, indices: Sequence[int] | Tensor, steps: int) -> UnrollBatch:
-        """The windows `indices` with `steps` true snapshots after each (see `unroll_starts`)."""
+    def lead_room(self, indices: Sequence[int] | Tensor) -> int:
+        """Snapshots before the earliest of the windows `indices` beyond their history (t - h)."""
+        ts = self.windows[torch.as_tensor(indices, dtype=torch.long), 1]
+        return int(ts.min()) - self.history
+
+    def unrolled_batch(self, indices: Sequence[int] | Tensor, steps: int, lead: int = 0) -> UnrollBatch:
+        """The windows `indices` with `steps` true snapshots after each (see `unroll_starts`), each
+        begun `lead` snapshots earlier: positions r(t-lead-h), ..., r(t+steps), boxes from t-lead."""
         h = self.history
         pos, boxes, eis, rests = [], [], [], []
         offset = 0
         for i in torch.as_tensor(indices, dtype=torch.long).tolist():
             traj, t = self.windows[i].tolist()
             g = self.graphs[traj]
-            if t + steps > g.n_snapshots - 1:
-                raise IndexError(f"{g.name}: expected t + {steps} <= {g.n_snapshots - 1}, got t = {t}")
-            pos.append(g.positions[t - h: t + steps + 1])
-            boxes.append(g.box[t: t + steps].unsqueeze(1).expand(steps, g.edge_index.shape[1], 2))
+            if t + steps > g.n_snapshots - 1 or t - lead - h < 0:
+                raise IndexError(f"{g.name}: expected {lead + h} <= t <= {g.n_snapshots - 1 - steps}, got t = {t}")
+            pos.append(g.positions[t - lead - h: t + steps + 1])
+            boxes.append(g.box[t - lead: t + steps].unsqueeze(1).expand(lead + steps, g.edge_index.shape[1], 2))
             eis.append(g.edge_index + offset)
             rests.append(g.rest_length)
             offset += g.n_nodes

@@ -14,6 +14,10 @@
   sees that growth. Edge features use the true box of each step (the box rule of a rollout only
   moves the periodic images of the few bonds that cross the boundary). Usually a fine-tuning
   stage: `train.init` (`--init`) starts from a trained checkpoint's weights and normalisers.
+  With `train.unroll_lead` = M, each batch first rolls m ~ U{0..M} learned steps without gradients
+  (from the true history m snapshots earlier), so the loss also starts from states the model
+  reaches itself after up to M steps, off the true path, and the true path is the target there
+  too (the compression is quasi-static: the true motion from a nearby state relaxes onto it).
 - Optimiser: Adam; learning rate decays exponentially from `lr` to `lr_final` over the
   configured `steps`: lr(s) = lr · (lr_final / lr)^(s / steps) (the paper: 1e-4 -> 1e-6).
 - A step = one batch of `batch_size` graphs (windows) per process, drawn uniformly at random
@@ -78,6 +82,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "grad_clip": 0.0,       # max gradient norm; 0 = off
         "pushforward": 0.0,     # share of batches whose inputs are the model's own one-step prediction
         "unroll": 1,            # learned steps per training window, loss over all of them (docstring)
+        "unroll_lead": 0,       # up to this many learned steps without gradients before the unrolled loss
         "init": None,           # checkpoint whose weights and normalisers start a fresh run (fine-tuning;
                                 # ignored with --resume)
         "log_every": 50,
@@ -164,6 +169,10 @@ def check_config(cfg: dict) -> None:
         raise ConfigError("train.time_limit and train.grad_clip: expected >= 0")
     if not isinstance(t["unroll"], int) or isinstance(t["unroll"], bool) or t["unroll"] < 1:
         raise ConfigError(f"train.unroll: expected a positive integer, got {t['unroll']!r}")
+    if not isinstance(t["unroll_lead"], int) or isinstance(t["unroll_lead"], bool) or t["unroll_lead"] < 0:
+        raise ConfigError(f"train.unroll_lead: expected an integer >= 0, got {t['unroll_lead']!r}")
+    if t["unroll_lead"] > 0 and t["unroll"] == 1:
+        raise ConfigError("train.unroll_lead leads into the unrolled loss; expected train.unroll > 1 with it")
     if t["unroll"] > 1 and (float(t["pushforward"]) > 0 or float(cfg["data"]["noise_std"]) > 0):
         raise ConfigError("train.unroll > 1 trains on the model's own rollouts; expected train.pushforward = 0 "
                           f"and data.noise_std = 0 with it, got {t['pushforward']} and {cfg['data']['noise_std']}")
@@ -272,7 +281,9 @@ class _UnrolledLoss(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, positions: Tensor, edge_box: Tensor, edge_index: Tensor, rest_length: Tensor) -> Tensor:
+    def forward(self, positions: Tensor, edge_box: Tensor, edge_index: Tensor, rest_length: Tensor,
+                lead: int = 0) -> Tensor:
+        """Loss over the last edge_box.shape[0] - lead steps; the first `lead` steps carry no gradient."""
         from lmp_gnn.rollout import advance
 
         model = self.model
@@ -282,13 +293,19 @@ class _UnrolledLoss(nn.Module):
         r = positions[h]
         std = model.target_norm.std
         loss = positions.new_zeros(())
-        for j in range(steps):
+
+        def step(j: int) -> tuple[Tensor, Tensor]:
             nf = features.node_features(velocities).to(dtype)
             ef = features.edge_features(r, edge_box[j], edge_index, rest_length).to(dtype)
-            a = model(nf, edge_index, ef).to(torch.float64)
-            r, velocities = advance(r, velocities, a)
+            return advance(r, velocities, model(nf, edge_index, ef).to(torch.float64))
+
+        with torch.no_grad():
+            for j in range(lead):
+                r, velocities = step(j)
+        for j in range(lead, steps):
+            r, velocities = step(j)
             loss = loss + torch.mean(((r - positions[h + j + 1]) / std) ** 2)
-        return loss / steps
+        return loss / (steps - lead)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -443,7 +460,7 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
         model.load_state_dict(ckpt["model_state"])
     model.to(d.device)
 
-    unroll = int(t["unroll"])
+    unroll, unroll_lead = int(t["unroll"]), int(t["unroll_lead"])
     unroll_starts = train_set.unroll_starts(unroll) if unroll > 1 else None
     loss_module: nn.Module = _Loss(model) if unroll == 1 else _UnrolledLoss(model)
     if d.active:
@@ -473,6 +490,7 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
             f"k={model_cfg.layers} latent={model_cfg.latent}; {sum(p.numel() for p in model.parameters())} "
             f"parameters; device {d.device}, {d.world} process(es), {torch.get_num_threads()} thread(s); "
             f"step {step} -> {steps}" + (f"; {unroll}-step unrolled loss" if unroll > 1 else "") +
+            (f" after up to {unroll_lead} learned steps" if unroll_lead else "") +
             (f"; weights from {t['init']}" if t["init"] is not None and resume is None else ""))
     metrics_file = open(out / "metrics.jsonl", "a") if d.main else None
 
@@ -514,8 +532,10 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
             if unroll_starts is None:
                 loss = loss_module(batch.node_features, batch.edge_index, batch.edge_features, batch.target)
             else:
-                u = train_set.unrolled_batch(idx, unroll).to(d.device)
-                loss = loss_module(u.positions, u.edge_box, u.edge_index, u.rest_length)
+                # lead steps: as many as every window in the batch has true history for
+                lead = int(torch.randint(0, min(unroll_lead, train_set.lead_room(idx)) + 1, (), generator=gen))
+                u = train_set.unrolled_batch(idx, unroll, lead).to(d.device)
+                loss = loss_module(u.positions, u.edge_box, u.edge_index, u.rest_length, lead)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if float(t["grad_clip"]) > 0:

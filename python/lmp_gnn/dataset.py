@@ -29,7 +29,9 @@ noise_std is in distance per step (velocities are ~1e-3 at Δl = 2e-3 per step, 
 Unrolled windows (training with `train.unroll` = K > 1): `WindowDataset.unrolled_batch(indices, K)`
 gives the true positions r(t-h), ..., r(t+K) and the true box at t, ..., t+K-1 of each window, for
 a training loss over K learned steps (lmp_gnn.train); `unroll_starts(K)` lists the windows whose
-next K - 1 windows are all quiet too (no event inside the unroll).
+next K - 1 windows are all quiet too (no event inside the unroll). With `lead` = m the windows
+begin m snapshots earlier (r(t-m-h), ..., boxes from t-m) for `train.unroll_lead`, whose first m
+learned steps carry no loss; `lead_room(indices)` is the largest m they allow.
 
 Batching: `WindowDataset.batch(indices)` concatenates graphs (node offsets added to
 edge_index) without going through PyG's collate; `to_data` gives a PyG `Data` for one window.
@@ -94,11 +96,12 @@ class GraphBatch:
 
 @dataclass
 class UnrollBatch:
-    """K-step windows of several graphs as one disjoint graph (float64 throughout).
+    """K-step windows of several graphs as one disjoint graph (float64 throughout), begun m = lead
+    snapshots early (m = 0 unless asked).
 
     Attributes:
-        positions: [h + K + 1, N, 2] true unwrapped positions r(t-h), ..., r(t+K).
-        edge_box: [K, E, 2] true box lengths at t, ..., t+K-1, repeated per edge (graphs differ).
+        positions: [h + m + K + 1, N, 2] true unwrapped positions r(t-m-h), ..., r(t+K).
+        edge_box: [m + K, E, 2] true box lengths at t-m, ..., t+K-1, repeated per edge (graphs differ).
         edge_index: [2, E] int64 (sender, receiver), node indices into the whole batch.
         rest_length: [E] rest length of the bond behind each edge.
     """

@@ -4,7 +4,10 @@
 # 1. one-step training (examples/train_paper.yaml: prior c = 1, push-forward batches), ~11 min on 2 cores;
 # 2. fine-tuning with ever longer unrolled losses (train.unroll = 8, 32, 64; lmp_gnn.train), each
 #    stage starting from the last one's weights, ~30 min on 2 cores in all;
-# 3. export of the last stage to OUT_PREFIX_u64/model.pt.
+# 3. the 64-step loss taken after up to 256, then 384 of the model's own steps (train.unroll_lead:
+#    states off the true path, as a long rollout reaches them): 1000 + 1000 + 1500 + 1500 steps,
+#    ~16 + 16 + 25 + 25 min on one core;
+# 4. export of the last stage to OUT_PREFIX_lead384c/model.pt.
 # Re-running resumes: a stage with a last.pt goes on from it (--resume; nothing to do if finished).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,13 +21,17 @@ stage() {   # stage OUT_DIR ARGS...: train into OUT_DIR, resuming from OUT_DIR/l
   if [ -f "$dir/last.pt" ]; then resume=(--resume); fi
   $LMP_GNN train "$CONFIG" -o "$dir" --no-progress "$@" "${resume[@]}"
 }
-unrolled() {   # unrolled FROM OUT_DIR K STEPS BATCH LR CLIP: fine-tune FROM with a K-step unrolled loss
+unrolled() {   # unrolled FROM OUT_DIR K STEPS BATCH LR CLIP [LEAD]: fine-tune FROM with a K-step unrolled loss
   stage "$2" --init "$1/last.pt" --unroll "$3" --steps "$4" --batch-size "$5" --lr "$6" --lr-final 1e-5 \
-    --set train.pushforward=0 --set "train.grad_clip=$7" --set "train.val_every=$4"
+    --set train.pushforward=0 --set "train.grad_clip=$7" --set "train.val_every=$4" --set "train.unroll_lead=${8:-0}"
 }
 
 stage "$OUT"
 unrolled "$OUT" "${OUT}_u8" 8 1000 4 1e-5 0
 unrolled "${OUT}_u8" "${OUT}_u32" 32 2000 2 5e-5 0
 unrolled "${OUT}_u32" "${OUT}_u64" 64 1000 1 2e-5 0
-$LMP_GNN export "${OUT}_u64/last.pt" -o "${OUT}_u64/model.pt"
+unrolled "${OUT}_u64" "${OUT}_lead256" 64 1000 1 2e-5 1.0 256
+unrolled "${OUT}_lead256" "${OUT}_lead384" 64 1000 1 2e-5 1.0 384
+unrolled "${OUT}_lead384" "${OUT}_lead384b" 64 1500 1 1e-5 1.0 384
+unrolled "${OUT}_lead384b" "${OUT}_lead384c" 64 1500 1 1e-5 1.0 384
+$LMP_GNN export "${OUT}_lead384c/last.pt" -o "${OUT}_lead384c/model.pt"

@@ -294,16 +294,16 @@ class _UnrolledLoss(nn.Module):
         std = model.target_norm.std
         loss = positions.new_zeros(())
 
-        def step(j: int) -> tuple[Tensor, Tensor]:
+        def step(j: int, r: Tensor, velocities: Tensor) -> tuple[Tensor, Tensor]:
             nf = features.node_features(velocities).to(dtype)
             ef = features.edge_features(r, edge_box[j], edge_index, rest_length).to(dtype)
             return advance(r, velocities, model(nf, edge_index, ef).to(torch.float64))
 
         with torch.no_grad():
             for j in range(lead):
-                r, velocities = step(j)
+                r, velocities = step(j, r, velocities)
         for j in range(lead, steps):
-            r, velocities = step(j)
+            r, velocities = step(j, r, velocities)
             loss = loss + torch.mean(((r - positions[h + j + 1]) / std) ** 2)
         return loss / (steps - lead)
 
@@ -533,7 +533,8 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
                 loss = loss_module(batch.node_features, batch.edge_index, batch.edge_features, batch.target)
             else:
                 # lead steps: as many as every window in the batch has true history for
-                lead = int(torch.randint(0, min(unroll_lead, train_set.lead_room(idx)) + 1, (), generator=gen))
+                lead = int(torch.randint(0, min(unroll_lead, train_set.lead_room(idx)) + 1, (), generator=gen)) \
+                    if unroll_lead else 0
                 u = train_set.unrolled_batch(idx, unroll, lead).to(d.device)
                 loss = loss_module(u.positions, u.edge_box, u.edge_index, u.rest_length, lead)
             optimizer.zero_grad(set_to_none=True)

@@ -289,7 +289,7 @@ class _UnrolledLoss(nn.Module):
         model = self.model
         h, steps = model.config.history, edge_box.shape[0]
         dtype = next(model.parameters()).dtype
-        velocities = (positions[1: h + 1] - positions[:h]).flip(0)        # v(t), ..., v(t-h+1)
+        velocities = features.velocity_history(positions, h, h)          # v(t), ..., v(t-h+1)
         r = positions[h]
         std = model.target_norm.std
         loss = positions.new_zeros(())

@@ -183,7 +183,7 @@ def test_unrolled_loss_of_one_step_is_the_one_step_loss():
     u = ds.unrolled_batch(idx, 1)
     with torch.no_grad():
         one = _Loss(model)(batch.node_features, batch.edge_index, batch.edge_features, batch.target)
-        unrolled = _UnrolledLoss(model)(u.positions, u.edge_box, u.edge_index, u.rest_length)
+        unrolled = _UnrolledLoss(model)(u.positions, u.edge_box, u.edge_index, u.rest_length, u.node_graph)
     assert float(one) > 0 and abs(float(unrolled) - float(one)) <= 1e-6 * float(one), (float(one), float(unrolled))
     # K steps: every window has K true snapshots after it, none of them inside an event
     starts = ds.unroll_starts(4)
@@ -209,7 +209,7 @@ def test_unrolled_loss_after_lead_steps_starts_from_the_models_own_state():
     assert ds.lead_room(idx) >= 4
     batch = ds.batch(idx, noise=False)
     model.update_normalizers(batch.node_features, batch.edge_features, batch.target)
-    loss_fn = _UnrolledLoss(model)
+    loss_fn = _UnrolledLoss(model, strain_weight=5.0)
     u = ds.unrolled_batch(idx, 3, lead=4)
     assert u.positions.shape[0] == 2 + 4 + 3 + 1 and u.edge_box.shape[0] == 4 + 3
     # by hand: 4 learned steps from the true history, then a 3-step loss from where they ended
@@ -222,11 +222,11 @@ def test_unrolled_loss_after_lead_steps_starts_from_the_models_own_state():
             r, v = advance(r, v, a)
     own = torch.cat([torch.stack([r - v[0] - v[1], r - v[0], r]), u.positions[2 + 4 + 1:]])
     model.zero_grad()
-    led = loss_fn(u.positions, u.edge_box, u.edge_index, u.rest_length, 4)
+    led = loss_fn(u.positions, u.edge_box, u.edge_index, u.rest_length, u.node_graph, 4)
     led.backward()
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    fresh = loss_fn(own, u.edge_box[4:], u.edge_index, u.rest_length)
+    fresh = loss_fn(own, u.edge_box[4:], u.edge_index, u.rest_length, u.node_graph)
     fresh.backward()
     assert float(led.detach()) > 0 and abs(float(led.detach()) - float(fresh.detach())) <= 1e-9 * float(fresh.detach())
     # gradients only through the last 3 steps: the same as from the model's own state
@@ -236,7 +236,8 @@ def test_unrolled_loss_after_lead_steps_starts_from_the_models_own_state():
 def test_unrolled_fine_tuning_from_a_checkpoint(tmp_path):
     run_training(config(tmp_path / "a", steps=30), log=quiet)
     init = tmp_path / "a" / "run" / "last.pt"
-    cfg = config(tmp_path / "b", steps=60, unroll=4, unroll_lead=3, init=str(init), lr=1e-3, lr_final=1e-3)
+    cfg = config(tmp_path / "b", steps=60, unroll=4, unroll_lead=3, strain_weight=10.0, init=str(init), lr=1e-3,
+                 lr_final=1e-3)
     summary = run_training(cfg, log=quiet)
     lines = [json.loads(s) for s in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in lines if "loss" in e]
@@ -263,3 +264,26 @@ def test_unroll_config_errors():
         load_config(None, {"train": {"unroll_lead": 8}})
     with pytest.raises(ConfigError, match="train.unroll_lead: expected an integer >= 0, got -1"):
         load_config(None, {"train": {"unroll": 2, "unroll_lead": -1}})
+    with pytest.raises(ConfigError, match="train.strain_weight weighs the unrolled loss"):
+        load_config(None, {"train": {"strain_weight": 1.0}})
+    with pytest.raises(ConfigError, match="train.strain_weight: expected >= 0, got -1"):
+        load_config(None, {"train": {"unroll": 2, "strain_weight": -1}})
+
+
+def test_strain_part_of_an_error_field_graph_by_graph():
+    from lmp_gnn.train import strain_part
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(50, 2, generator=gen, dtype=torch.float64) * 10
+    graph = torch.cat([torch.zeros(20, dtype=torch.long), torch.ones(30, dtype=torch.long)])
+    a = torch.tensor([[[0.01, -0.002], [0.003, -0.02]], [[-0.005, 0.0], [0.001, 0.04]]], dtype=torch.float64)
+    centre = torch.stack([x[:20].mean(0), x[20:].mean(0)])
+    affine = torch.einsum("ni,nij->nj", x - centre[graph], a[graph])
+    # a strain error plus a translation per graph: the strain part is the strain error exactly
+    shifted = affine + torch.tensor([[1.0, -2.0], [0.5, 0.3]], dtype=torch.float64)[graph]
+    assert torch.allclose(strain_part(shifted, x, graph), affine, atol=1e-12)
+    # a non-affine rest (orthogonal to constants and to x within each graph) has none
+    noise = torch.randn(50, 2, generator=gen, dtype=torch.float64)
+    rest = noise - strain_part(noise, x, graph) - torch.stack([noise[:20].mean(0), noise[20:].mean(0)])[graph]
+    assert float(strain_part(rest, x, graph).abs().max()) < 1e-12
+    assert torch.allclose(strain_part(affine + rest, x, graph), affine, atol=1e-12)

@@ -104,16 +104,18 @@ class UnrollBatch:
         edge_box: [m + K, E, 2] true box lengths at t-m, ..., t+K-1, repeated per edge (graphs differ).
         edge_index: [2, E] int64 (sender, receiver), node indices into the whole batch.
         rest_length: [E] rest length of the bond behind each edge.
+        node_graph: [N] int64, which window (0, 1, ...) each node belongs to.
     """
 
     positions: Tensor
     edge_box: Tensor
     edge_index: Tensor
     rest_length: Tensor
+    node_graph: Tensor
 
     def to(self, device: torch.device | str) -> "UnrollBatch":
         return UnrollBatch(self.positions.to(device), self.edge_box.to(device), self.edge_index.to(device),
-                           self.rest_length.to(device))
+                           self.rest_length.to(device), self.node_graph.to(device))
 
 
 class _Graph:
@@ -312,9 +314,9 @@ class WindowDataset:
         """The windows `indices` with `steps` true snapshots after each (see `unroll_starts`), each
         begun `lead` snapshots earlier: positions r(t-lead-h), ..., r(t+steps), boxes from t-lead."""
         h = self.history
-        pos, boxes, eis, rests = [], [], [], []
+        pos, boxes, eis, rests, owners = [], [], [], [], []
         offset = 0
-        for i in torch.as_tensor(indices, dtype=torch.long).tolist():
+        for k, i in enumerate(torch.as_tensor(indices, dtype=torch.long).tolist()):
             traj, t = self.windows[i].tolist()
             g = self.graphs[traj]
             if t + steps > g.n_snapshots - 1 or t - lead - h < 0:
@@ -323,10 +325,12 @@ class WindowDataset:
             boxes.append(g.box[t - lead: t + steps].unsqueeze(1).expand(lead + steps, g.edge_index.shape[1], 2))
             eis.append(g.edge_index + offset)
             rests.append(g.rest_length)
+            owners.append(torch.full((g.n_nodes,), k, dtype=torch.long))
             offset += g.n_nodes
         if not pos:
             raise DatasetError("expected at least one window index, got none")
-        return UnrollBatch(torch.cat(pos, dim=1), torch.cat(boxes, dim=1), torch.cat(eis, dim=1), torch.cat(rests))
+        return UnrollBatch(torch.cat(pos, dim=1), torch.cat(boxes, dim=1), torch.cat(eis, dim=1), torch.cat(rests),
+                           torch.cat(owners))
 
     def to_data(self, index: int, generator: torch.Generator | None = None, noise: bool = True):
         """Window `index` as a torch_geometric.data.Data (x, edge_index, edge_attr, y, traj, t)."""

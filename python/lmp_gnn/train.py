@@ -18,6 +18,10 @@
   (from the true history m snapshots earlier), so the loss also starts from states the model
   reaches itself after up to M steps, off the true path, and the true path is the target there
   too (the compression is quasi-static: the true motion from a nearby state relaxes onto it).
+  With `train.strain_weight` = w, each step's error also counts w times more through its
+  homogeneous-strain part (`strain_part`: the least-squares affine fit of the error field over
+  each network), the part Poisson's ratio is read from; in long rollouts it is half the error
+  while the one-step loss hardly sees it.
 - Optimiser: Adam; learning rate decays exponentially from `lr` to `lr_final` over the
   configured `steps`: lr(s) = lr · (lr_final / lr)^(s / steps) (the paper: 1e-4 -> 1e-6).
 - A step = one batch of `batch_size` graphs (windows) per process, drawn uniformly at random
@@ -83,6 +87,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "pushforward": 0.0,     # share of batches whose inputs are the model's own one-step prediction
         "unroll": 1,            # learned steps per training window, loss over all of them (docstring)
         "unroll_lead": 0,       # up to this many learned steps without gradients before the unrolled loss
+        "strain_weight": 0.0,   # extra weight of the strain part of the unrolled loss's error (docstring)
         "init": None,           # checkpoint whose weights and normalisers start a fresh run (fine-tuning;
                                 # ignored with --resume)
         "log_every": 50,
@@ -173,6 +178,11 @@ def check_config(cfg: dict) -> None:
         raise ConfigError(f"train.unroll_lead: expected an integer >= 0, got {t['unroll_lead']!r}")
     if t["unroll_lead"] > 0 and t["unroll"] == 1:
         raise ConfigError("train.unroll_lead leads into the unrolled loss; expected train.unroll > 1 with it")
+    if not float(t["strain_weight"]) >= 0:
+        raise ConfigError(f"train.strain_weight: expected >= 0, got {t['strain_weight']!r}")
+    if float(t["strain_weight"]) > 0 and t["unroll"] == 1:
+        raise ConfigError("train.strain_weight weighs the unrolled loss's position error; expected train.unroll > 1 "
+                          "with it")
     if t["unroll"] > 1 and (float(t["pushforward"]) > 0 or float(cfg["data"]["noise_std"]) > 0):
         raise ConfigError("train.unroll > 1 trains on the model's own rollouts; expected train.pushforward = 0 "
                           f"and data.noise_std = 0 with it, got {t['pushforward']} and {cfg['data']['noise_std']}")
@@ -274,15 +284,36 @@ class _Loss(nn.Module):
         return torch.mean((pred - self.model.normalized_target(nf, target)) ** 2)
 
 
-class _UnrolledLoss(nn.Module):
-    """Mean over K learned steps of the squared position error / target std (module docstring)."""
+def strain_part(error: Tensor, positions: Tensor, node_graph: Tensor) -> Tensor:
+    """The homogeneous-strain part of a per-node error field, fitted graph by graph.
 
-    def __init__(self, model: GNNSimulator):
+    error, positions [N, 2]; node_graph [N] graph index (0..G-1) of each node. For each graph the
+    least-squares A [2, 2] of error_i ≈ c + (x_i - x̄) A (x = positions, c a translation) gives
+    the part (x_i - x̄) A: the error of the network's overall strain, which the Poisson's ratio
+    estimators read, without the translation and the non-affine rest. Differentiable in `error`.
+    """
+    n_graphs = int(node_graph.max()) + 1
+    count = torch.zeros(n_graphs, dtype=positions.dtype, device=positions.device).index_add_(
+        0, node_graph, torch.ones_like(positions[:, 0]))
+    centre = positions.new_zeros(n_graphs, 2).index_add_(0, node_graph, positions) / count[:, None]
+    x = positions - centre[node_graph]
+    sxx = positions.new_zeros(n_graphs, 2, 2).index_add_(0, node_graph, x[:, :, None] * x[:, None, :])
+    sxe = error.new_zeros(n_graphs, 2, 2).index_add_(0, node_graph, x[:, :, None].to(error.dtype) * error[:, None, :])
+    a = torch.linalg.solve(sxx.to(error.dtype), sxe)                    # [G, 2, 2]
+    return torch.einsum("ni,nij->nj", x.to(error.dtype), a[node_graph])
+
+
+class _UnrolledLoss(nn.Module):
+    """Mean over K learned steps of the squared position error / target std, plus `strain_weight`
+    times the same of its homogeneous-strain part (module docstring)."""
+
+    def __init__(self, model: GNNSimulator, strain_weight: float = 0.0):
         super().__init__()
         self.model = model
+        self.strain_weight = float(strain_weight)
 
     def forward(self, positions: Tensor, edge_box: Tensor, edge_index: Tensor, rest_length: Tensor,
-                lead: int = 0) -> Tensor:
+                node_graph: Tensor, lead: int = 0) -> Tensor:
         """Loss over the last edge_box.shape[0] - lead steps; the first `lead` steps carry no gradient."""
         from lmp_gnn.rollout import advance
 
@@ -304,7 +335,11 @@ class _UnrolledLoss(nn.Module):
                 r, velocities = step(j, r, velocities)
         for j in range(lead, steps):
             r, velocities = step(j, r, velocities)
-            loss = loss + torch.mean(((r - positions[h + j + 1]) / std) ** 2)
+            true = positions[h + j + 1]
+            error = (r - true) / std
+            loss = loss + torch.mean(error ** 2)
+            if self.strain_weight > 0:
+                loss = loss + self.strain_weight * torch.mean(strain_part(error, true, node_graph) ** 2)
         return loss / (steps - lead)
 
 
@@ -462,7 +497,7 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
 
     unroll, unroll_lead = int(t["unroll"]), int(t["unroll_lead"])
     unroll_starts = train_set.unroll_starts(unroll) if unroll > 1 else None
-    loss_module: nn.Module = _Loss(model) if unroll == 1 else _UnrolledLoss(model)
+    loss_module: nn.Module = _Loss(model) if unroll == 1 else _UnrolledLoss(model, float(t["strain_weight"]))
     if d.active:
         loss_module = nn.parallel.DistributedDataParallel(
             loss_module, device_ids=[d.device.index] if d.device.type == "cuda" else None)
@@ -491,6 +526,7 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
             f"parameters; device {d.device}, {d.world} process(es), {torch.get_num_threads()} thread(s); "
             f"step {step} -> {steps}" + (f"; {unroll}-step unrolled loss" if unroll > 1 else "") +
             (f" after up to {unroll_lead} learned steps" if unroll_lead else "") +
+            (f", strain part weighted {float(t['strain_weight']):g} more" if float(t["strain_weight"]) else "") +
             (f"; weights from {t['init']}" if t["init"] is not None and resume is None else ""))
     metrics_file = open(out / "metrics.jsonl", "a") if d.main else None
 
@@ -536,7 +572,7 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
                 lead = int(torch.randint(0, min(unroll_lead, train_set.lead_room(idx)) + 1, (), generator=gen)) \
                     if unroll_lead else 0
                 u = train_set.unrolled_batch(idx, unroll, lead).to(d.device)
-                loss = loss_module(u.positions, u.edge_box, u.edge_index, u.rest_length, lead)
+                loss = loss_module(u.positions, u.edge_box, u.edge_index, u.rest_length, u.node_graph, lead)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if float(t["grad_clip"]) > 0:

@@ -1,0 +1,80 @@
+"""How much of a learned rollout's position error is a homogeneous strain of the whole network.
+
+    python benchmarks/strain_error.py MODEL.pt data/dataset2/split/test [--nu-below -0.3] [--networks 6]
+
+For each network (trajectory npz in DIR) whose linear-response ν (metadata `nu_linear`) is below
+--nu-below, in file order, the exported model and the zero-acceleration baseline are rolled out
+(lmp_gnn.rollout, the box rule included) from snapshot --start. Their position error against MD
+after 100, 200 and 400 steps is split into its homogeneous-strain part
+(`lmp_gnn.train.strain_part`: the least-squares affine fit of the error field, what the Poisson's
+ratio estimators read; the loss weight `train.strain_weight` acts on it) and the non-affine rest.
+Printed per network and rollout: the MSE of each part, the strain error along y (the free axis),
+and ν_est at the last step beside MD's. A strain part that is a large share of the learned error
+while the baseline's is mostly non-affine says the model gets the network's overall response
+wrong rather than its local motion.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lmp_gnn.poisson import estimator_poisson
+from lmp_gnn.rollout import load_model, rollout, zero_acceleration_model
+from lmp_gnn.train import strain_part
+from lmp_gnn.trajectory import load_trajectory
+
+STEPS = (100, 200, 400)
+
+
+def split_error(pred: np.ndarray, true: np.ndarray) -> tuple[float, float, float]:
+    """(MSE of the strain part, MSE of the non-affine rest, strain error ε_yy) of pred - true [N, 2]."""
+    p, t = torch.as_tensor(pred), torch.as_tensor(true)
+    graph = torch.zeros(len(t), dtype=torch.long)
+    error = p - t
+    error = error - error.mean(0)
+    strain = strain_part(error, t, graph)
+    x = t - t.mean(0)
+    eps_yy = float(torch.linalg.lstsq(x, strain).solution[1, 1])
+    return float((strain ** 2).mean()), float(((error - strain) ** 2).mean()), eps_yy
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("model")
+    ap.add_argument("data", help="directory of trajectory npz files")
+    ap.add_argument("--nu-below", type=float, default=-0.3, help="networks with nu_linear below this")
+    ap.add_argument("--networks", type=int, default=6)
+    ap.add_argument("--start", type=int, default=5)
+    args = ap.parse_args()
+
+    model = load_model(args.model)
+    shown = 0
+    for path in sorted(Path(args.data).glob("*.npz")):
+        traj = load_trajectory(path)
+        if not float(traj.metadata.get("nu_linear", np.inf)) < args.nu_below:
+            continue
+        n = min(max(STEPS), len(traj.positions) - 1 - args.start)
+        for label, fn in (("learned", model.module), ("baseline", zero_acceleration_model)):
+            r = rollout(fn, traj, args.start, n, model.history, model.delta_l, dtype=model.dtype,
+                        stop_on_nonfinite=True)
+            parts = []
+            for s in STEPS:
+                t = args.start + min(s, n)
+                if t >= len(r.positions):
+                    break
+                aff, rest, eps = split_error(r.positions[t], traj.positions[t])
+                parts.append(f"{min(s, n)}: strain {aff:.2e} rest {rest:.2e} eps_yy {eps:+.4f}")
+            end = len(r.positions) - 1
+            print(f"{path.stem} {label:8s} " + " | ".join(parts) +
+                  f" | nu_est {estimator_poisson(r, end):+.3f} (MD {estimator_poisson(traj, end):+.3f})", flush=True)
+        shown += 1
+        if shown >= args.networks:
+            break
+
+
+if __name__ == "__main__":
+    main()

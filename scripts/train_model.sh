@@ -7,7 +7,10 @@
 # 3. the 64-step loss taken after up to 256, then 384 of the model's own steps (train.unroll_lead:
 #    states off the true path, as a long rollout reaches them): 1000 + 1000 + 1500 + 1500 steps,
 #    ~16 + 16 + 25 + 25 min on one core;
-# 4. export of the last stage to OUT_PREFIX_lead384c/model.pt.
+# 4. the same with the homogeneous-strain part of the error weighted more (train.strain_weight: the
+#    part Poisson's ratio is read from): 20× for 1000 steps, then 100× for 1500 steps, ~17 + 25 min
+#    on one core;
+# 5. export of the last stage to OUT_PREFIX_strain100/model.pt.
 # Re-running resumes: a stage with a last.pt goes on from it (--resume; nothing to do if finished).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +24,10 @@ stage() {   # stage OUT_DIR ARGS...: train into OUT_DIR, resuming from OUT_DIR/l
   if [ -f "$dir/last.pt" ]; then resume=(--resume); fi
   $LMP_GNN train "$CONFIG" -o "$dir" --no-progress "$@" "${resume[@]}"
 }
-unrolled() {   # unrolled FROM OUT_DIR K STEPS BATCH LR CLIP [LEAD]: fine-tune FROM with a K-step unrolled loss
+unrolled() {   # unrolled FROM OUT_DIR K STEPS BATCH LR CLIP [LEAD [STRAIN_WEIGHT]]: fine-tune FROM with a K-step unrolled loss
   stage "$2" --init "$1/last.pt" --unroll "$3" --steps "$4" --batch-size "$5" --lr "$6" --lr-final 1e-5 \
-    --set train.pushforward=0 --set "train.grad_clip=$7" --set "train.val_every=$4" --set "train.unroll_lead=${8:-0}"
+    --set train.pushforward=0 --set "train.grad_clip=$7" --set "train.val_every=$4" --set "train.unroll_lead=${8:-0}" \
+    --set "train.strain_weight=${9:-0}"
 }
 
 stage "$OUT"
@@ -34,4 +38,6 @@ unrolled "${OUT}_u64" "${OUT}_lead256" 64 1000 1 2e-5 1.0 256
 unrolled "${OUT}_lead256" "${OUT}_lead384" 64 1000 1 2e-5 1.0 384
 unrolled "${OUT}_lead384" "${OUT}_lead384b" 64 1500 1 1e-5 1.0 384
 unrolled "${OUT}_lead384b" "${OUT}_lead384c" 64 1500 1 1e-5 1.0 384
-$LMP_GNN export "${OUT}_lead384c/last.pt" -o "${OUT}_lead384c/model.pt"
+unrolled "${OUT}_lead384c" "${OUT}_strain20" 64 1000 1 1e-5 1.0 384 20
+unrolled "${OUT}_strain20" "${OUT}_strain100" 64 1500 1 1e-5 1.0 384 100
+$LMP_GNN export "${OUT}_strain100/last.pt" -o "${OUT}_strain100/model.pt"

@@ -20,8 +20,8 @@
   too (the compression is quasi-static: the true motion from a nearby state relaxes onto it).
   With `train.strain_weight` = w, each step's error also counts w times more through its
   homogeneous-strain part (`strain_part`: the least-squares affine fit of the error field over
-  each network), the part Poisson's ratio is read from; in long rollouts it is half the error
-  while the one-step loss hardly sees it.
+  each network), the part Poisson's ratio is read from: up to half of a long rollout's error on
+  auxetic networks (benchmarks/strain_error.py), while a per-node MSE over K steps hardly sees it.
 - Optimiser: Adam; learning rate decays exponentially from `lr` to `lr_final` over the
   configured `steps`: lr(s) = lr · (lr_final / lr)^(s / steps) (the paper: 1e-4 -> 1e-6).
 - A step = one batch of `batch_size` graphs (windows) per process, drawn uniformly at random

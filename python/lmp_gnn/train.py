@@ -293,14 +293,12 @@ def strain_part(error: Tensor, positions: Tensor, node_graph: Tensor) -> Tensor:
     estimators read, without the translation and the non-affine rest. Differentiable in `error`.
     """
     n_graphs = int(node_graph.max()) + 1
-    count = torch.zeros(n_graphs, dtype=positions.dtype, device=positions.device).index_add_(
-        0, node_graph, torch.ones_like(positions[:, 0]))
+    count = torch.bincount(node_graph, minlength=n_graphs).to(positions.dtype)
     centre = positions.new_zeros(n_graphs, 2).index_add_(0, node_graph, positions) / count[:, None]
-    x = positions - centre[node_graph]
-    sxx = positions.new_zeros(n_graphs, 2, 2).index_add_(0, node_graph, x[:, :, None] * x[:, None, :])
-    sxe = error.new_zeros(n_graphs, 2, 2).index_add_(0, node_graph, x[:, :, None].to(error.dtype) * error[:, None, :])
-    a = torch.linalg.solve(sxx.to(error.dtype), sxe)                    # [G, 2, 2]
-    return torch.einsum("ni,nij->nj", x.to(error.dtype), a[node_graph])
+    x = (positions - centre[node_graph]).to(error.dtype)
+    sxx = error.new_zeros(n_graphs, 2, 2).index_add_(0, node_graph, x[:, :, None] * x[:, None, :])
+    sxe = error.new_zeros(n_graphs, 2, 2).index_add_(0, node_graph, x[:, :, None] * error[:, None, :])
+    return torch.einsum("ni,nij->nj", x, torch.linalg.solve(sxx, sxe)[node_graph])
 
 
 class _UnrolledLoss(nn.Module):

@@ -1,6 +1,10 @@
 """GNNSimulator: shapes, TorchScript parity, factored == plain PyG, equivariance, init, normalisers."""
 
 import math
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -185,3 +189,21 @@ def test_bad_inputs_rejected():
         ModelConfig(history=4)
     with pytest.raises(ValueError, match="unknown keys"):
         build_model({"histroy": 2})
+
+
+def test_generated_pyg_sources_removed_at_exit(tmp_path):
+    # PyG writes each MessagePassing class's generated source to the temp directory and keeps it;
+    # lmp_gnn.model removes its own at exit (after TorchScript no longer needs them).
+    script = (
+        "import sys, torch\n"
+        "from lmp_gnn.model import GNNSimulator, ModelConfig\n"
+        "torch.jit.script(GNNSimulator(ModelConfig()))\n"
+        "for name, m in sys.modules.items():\n"
+        "    if name.startswith('lmp_gnn.model_'): print(m.__file__)\n"
+    )
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    generated = out.stdout.split()
+    assert len(generated) >= 1 and all(pathlib.Path(p).parent == tmp_path for p in generated)
+    assert not any(pathlib.Path(p).exists() for p in generated)
+    assert list(tmp_path.iterdir()) == []

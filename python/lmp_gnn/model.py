@@ -52,7 +52,12 @@ Units: velocities in distance per step, accelerations in distance per step².
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import math
+import os
+import sys
+import tempfile
 from dataclasses import asdict, dataclass, fields
 from typing import Optional, Tuple
 
@@ -65,6 +70,21 @@ from lmp_gnn.features import EDGE_DIM
 
 DIMENSION = 2
 EDGE_INPUTS = EDGE_DIM + 1     # the contract's 4 edge features and the bond strain (model_inputs)
+
+
+@atexit.register
+def _remove_generated_sources() -> None:
+    """Delete the source files PyG generated for this module's MessagePassing classes.
+
+    PyG renders each class's `propagate`/`edge_updater` into a file in the temp directory and never
+    deletes it (torch_geometric.template, delete=False), two files per process that builds a model.
+    TorchScript reads that source while it scripts a model, so the files can only go at exit.
+    """
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if name.startswith(f"{__name__}_") and os.path.dirname(path) == tempfile.gettempdir():
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 @dataclass

@@ -78,7 +78,9 @@ def _remove_generated_sources() -> None:
 
     PyG renders each class's `propagate`/`edge_updater` into a file in the temp directory and never
     deletes it (torch_geometric.template, delete=False), two files per process that builds a model.
-    TorchScript reads that source while it scripts a model, so the files can only go at exit.
+    TorchScript reads that source while it scripts a model, so the files can only go at exit. Not
+    under plain `lmp -in` with a Python-bridge model: that embedded interpreter is never finalised
+    (csrc/gnn_python_backend.cpp), so nothing runs at its exit.
     """
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None) or ""

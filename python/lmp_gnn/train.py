@@ -493,9 +493,9 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
         model.load_state_dict(ckpt["model_state"])
     model.to(d.device)
 
-    unroll, unroll_lead = int(t["unroll"]), int(t["unroll_lead"])
+    unroll, unroll_lead, strain_weight = int(t["unroll"]), int(t["unroll_lead"]), float(t["strain_weight"])
     unroll_starts = train_set.unroll_starts(unroll) if unroll > 1 else None
-    loss_module: nn.Module = _Loss(model) if unroll == 1 else _UnrolledLoss(model, float(t["strain_weight"]))
+    loss_module: nn.Module = _Loss(model) if unroll == 1 else _UnrolledLoss(model, strain_weight)
     if d.active:
         loss_module = nn.parallel.DistributedDataParallel(
             loss_module, device_ids=[d.device.index] if d.device.type == "cuda" else None)
@@ -524,7 +524,7 @@ def _train(cfg: dict, resume, d: _Dist, log) -> dict:
             f"parameters; device {d.device}, {d.world} process(es), {torch.get_num_threads()} thread(s); "
             f"step {step} -> {steps}" + (f"; {unroll}-step unrolled loss" if unroll > 1 else "") +
             (f" after up to {unroll_lead} learned steps" if unroll_lead else "") +
-            (f", strain part weighted {float(t['strain_weight']):g} more" if float(t["strain_weight"]) else "") +
+            (f", strain part weighted {strain_weight:g} more" if strain_weight else "") +
             (f"; weights from {t['init']}" if t["init"] is not None and resume is None else ""))
     metrics_file = open(out / "metrics.jsonl", "a") if d.main else None
 

@@ -12,6 +12,13 @@ Printed per network and rollout: the MSE of each part, the strain error along y 
 and ν_est at the last step beside MD's. A strain part that is a large share of the learned error
 while the baseline's is mostly non-affine says the model gets the network's overall response
 wrong rather than its local motion.
+
+A third line per network ("one-step") feeds the model the true state at every step and integrates
+the y-strain of its acceleration errors twice, eps_yy(T) = sum_{t<T} (T - t) A_yy(t) with A_yy(t)
+the yy-entry of the affine fit of a_learned(t) - a_MD(t): the strain error its one-step errors
+alone would build up, without feeding back. Much smaller than the rollout's eps_yy means the
+rollout's strain error is made in the loop (the model's response to its own earlier errors), not
+by a bias of its one-step prediction.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmp_gnn import features
 from lmp_gnn.poisson import estimator_poisson
 from lmp_gnn.rollout import load_model, rollout, zero_acceleration_model
 from lmp_gnn.train import strain_part
@@ -40,6 +48,25 @@ def split_error(pred: np.ndarray, true: np.ndarray) -> tuple[float, float, float
     x = t - t.mean(0)
     eps_yy = float(torch.linalg.lstsq(x, strain).solution[1, 1])
     return float((strain ** 2).mean()), float(((error - strain) ** 2).mean()), eps_yy
+
+
+@torch.no_grad()
+def open_loop_strain(model, traj, start: int, n: int) -> list[tuple[int, float]]:
+    """(steps, eps_yy) at STEPS: the twice-integrated y-strain of the one-step acceleration errors
+    from true states (module docstring)."""
+    pos = torch.as_tensor(traj.positions, dtype=torch.float64)
+    box = torch.as_tensor(traj.box, dtype=torch.float64)
+    edge_index = features.edge_index_from_bonds(torch.as_tensor(traj.bonds))
+    rest = torch.as_tensor(traj.rest_length, dtype=torch.float64).repeat(2)
+    a_yy = []
+    for t in range(start, start + n):
+        nf = features.node_features(features.velocity_history(pos, t, model.history)).to(model.dtype)
+        ef = features.edge_features(pos[t], box[t], edge_index, rest).to(model.dtype)
+        error = model.module(nf, edge_index, ef).to(torch.float64) - (pos[t + 1] - 2 * pos[t] + pos[t - 1])
+        x = pos[t] - pos[t].mean(0)
+        a_yy.append(float(torch.linalg.lstsq(x, error - error.mean(0)).solution[1, 1]))
+    a_yy = np.array(a_yy)
+    return [(min(s, n), float(np.sum((min(s, n) - np.arange(min(s, n))) * a_yy[:min(s, n)]))) for s in STEPS]
 
 
 def main() -> None:
@@ -71,6 +98,8 @@ def main() -> None:
             end = len(r.positions) - 1
             print(f"{path.stem} {label:8s} " + " | ".join(parts) +
                   f" | nu_est {estimator_poisson(r, end):+.3f} (MD {estimator_poisson(traj, end):+.3f})", flush=True)
+        print(f"{path.stem} one-step " + " | ".join(
+            f"{s}: eps_yy {e:+.1e}" for s, e in open_loop_strain(model, traj, args.start, n)), flush=True)
         shown += 1
         if shown >= args.networks:
             break

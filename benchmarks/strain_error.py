@@ -66,7 +66,8 @@ def open_loop_strain(model, traj, start: int, n: int) -> list[tuple[int, float]]
         x = pos[t] - pos[t].mean(0)
         a_yy.append(float(torch.linalg.lstsq(x, error - error.mean(0)).solution[1, 1]))
     a_yy = np.array(a_yy)
-    return [(min(s, n), float(np.sum((min(s, n) - np.arange(min(s, n))) * a_yy[:min(s, n)]))) for s in STEPS]
+    # e(T) = sum_{t<T} (T - t) A(t): r(t+1) = 2 r(t) - r(t-1) + a(t) from zero error, without feedback
+    return [(k, float(np.sum((k - np.arange(k)) * a_yy[:k]))) for k in (min(s, n) for s in STEPS)]
 
 
 def main() -> None:

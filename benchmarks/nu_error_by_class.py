@@ -7,9 +7,9 @@ name. For every strain and step count evaluated, prints the mean |ν_est - MD's 
 rollout and of the zero-acceleration baseline, and the learned mean signed error, for networks
 grouped by linear-response ν (metadata `nu_linear`: < -0.3, -0.3..0, >= 0) and split by whether
 MD shows an event after the start-up: a snapshot at or past --startup whose mean-square
-acceleration is above --event-ratio × the trajectory's median (a snap-through; the same measure
-as the training's `data.event_ratio`). The first ~20 snapshots are the start from rest, not
-quasi-static (docs/protocol.md), so they do not count as events here.
+acceleration is above --event-ratio × the trajectory's median (a snap-through; the measure of the
+training's `data.event_ratio`, `lmp_gnn.dataset.event_snapshots`). The first ~20 snapshots are the
+start from rest, not quasi-static (docs/protocol.md), so they do not count as events here.
 """
 
 from __future__ import annotations
@@ -19,18 +19,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from lmp_gnn.dataset import event_snapshots
 from lmp_gnn.trajectory import load_trajectory
 
 CLASSES = (("nu < -0.3", -np.inf, -0.3), ("-0.3 <= nu < 0", -0.3, 0.0), ("nu >= 0", 0.0, np.inf))
-
-
-def has_event(positions: np.ndarray, event_ratio: float, startup: int) -> bool:
-    """Whether any a(t) = r(t+1) - 2r(t) + r(t-1) with t >= startup has a mean square above
-    event_ratio × the median over the trajectory."""
-    acc = positions[2:] - 2 * positions[1:-1] + positions[:-2]          # a(1..T-2)
-    ms = (acc ** 2).mean(axis=(1, 2))
-    return bool((ms[max(startup - 1, 0):] > event_ratio * np.median(ms)).any())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         source = Path(net["source"])      # as evaluate saw it: run from the same directory
         if not source.is_file():
             raise SystemExit(f"{net['name']}: expected its trajectory at {source}, got no such file")
-        event = has_event(load_trajectory(source).positions, args.event_ratio, args.startup)
+        positions = torch.as_tensor(load_trajectory(source).positions)
+        event = bool(event_snapshots(positions, args.event_ratio)[args.startup:].any())
         rows.append((net, float(net["nu_linear"]), event))
 
     print(f"{len(rows)} networks from {args.results}; events: {sum(e for _, _, e in rows)} networks with a "

@@ -38,6 +38,11 @@ from lmp_gnn.trajectory import load_trajectory
 STEPS = (100, 200, 400)
 
 
+def strain_yy(error: torch.Tensor, positions: torch.Tensor) -> float:
+    """ε_yy of the least-squares affine fit error_i ≈ c + (x_i - x̄) A (the fit of `strain_part`)."""
+    return float(torch.linalg.lstsq(positions - positions.mean(0), error - error.mean(0)).solution[1, 1])
+
+
 def split_error(pred: np.ndarray, true: np.ndarray) -> tuple[float, float, float]:
     """(MSE of the strain part, MSE of the non-affine rest, strain error ε_yy) of pred - true [N, 2]."""
     p, t = torch.as_tensor(pred), torch.as_tensor(true)
@@ -45,9 +50,7 @@ def split_error(pred: np.ndarray, true: np.ndarray) -> tuple[float, float, float
     error = p - t
     error = error - error.mean(0)
     strain = strain_part(error, t, graph)
-    x = t - t.mean(0)
-    eps_yy = float(torch.linalg.lstsq(x, strain).solution[1, 1])
-    return float((strain ** 2).mean()), float(((error - strain) ** 2).mean()), eps_yy
+    return float((strain ** 2).mean()), float(((error - strain) ** 2).mean()), strain_yy(error, t)
 
 
 @torch.no_grad()
@@ -63,8 +66,7 @@ def open_loop_strain(model, traj, start: int, n: int) -> list[tuple[int, float]]
         nf = features.node_features(features.velocity_history(pos, t, model.history)).to(model.dtype)
         ef = features.edge_features(pos[t], box[t], edge_index, rest).to(model.dtype)
         error = model.module(nf, edge_index, ef).to(torch.float64) - (pos[t + 1] - 2 * pos[t] + pos[t - 1])
-        x = pos[t] - pos[t].mean(0)
-        a_yy.append(float(torch.linalg.lstsq(x, error - error.mean(0)).solution[1, 1]))
+        a_yy.append(strain_yy(error, pos[t]))
     a_yy = np.array(a_yy)
     # e(T) = sum_{t<T} (T - t) A(t): r(t+1) = 2 r(t) - r(t-1) + a(t) from zero error, without feedback
     return [(k, float(np.sum((k - np.arange(k)) * a_yy[:k]))) for k in (min(s, n) for s in STEPS)]

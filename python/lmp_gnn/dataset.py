@@ -139,22 +139,31 @@ class _Graph:
         return self.positions.shape[1]
 
 
+def event_snapshots(positions: Tensor, event_ratio: float) -> Tensor:
+    """[T] bool: snapshot s is an event when the mean square of a(s) = r(s+1) - 2 r(s) + r(s-1)
+    is above event_ratio × its median over the trajectory (False at s = 0 and T-1, which have no a).
+
+    positions: [T, N, 2] unwrapped.
+    """
+    n = positions.shape[0]
+    acc = positions[2:] - 2 * positions[1:-1] + positions[:-2]          # a(1..T-2)
+    ms = (acc ** 2).mean(dim=(1, 2))
+    bad = torch.zeros(n, dtype=torch.bool)
+    bad[1:n - 1] = ms > event_ratio * ms.median()
+    return bad
+
+
 def quiet_snapshots(positions: Tensor, history: int, event_ratio: float) -> list[int]:
     """Snapshots t (h <= t <= T-2) usable as windows, leaving out events (see WindowDataset).
 
-    positions: [T, N, 2] unwrapped. a(s) = r(s+1) - 2 r(s) + r(s-1); window t uses the target a(t)
-    and the velocities v(t-h+1..t), whose differences are a(t-h+1..t-1); v(t-h+1) itself needs
-    r(t-h), so a(t-h) (which includes the start from rest for t = h) counts too.
+    positions: [T, N, 2] unwrapped. Window t uses the target a(t) and the velocities v(t-h+1..t),
+    whose differences are a(t-h+1..t-1); v(t-h+1) itself needs r(t-h), so a(t-h) (which includes
+    the start from rest for t = h) counts too.
     """
-    n = positions.shape[0]
-    candidates = range(history, n - 1)
+    candidates = range(history, positions.shape[0] - 1)
     if event_ratio == 0:
         return list(candidates)
-    acc = positions[2:] - 2 * positions[1:-1] + positions[:-2]          # a(1..T-2)
-    ms = (acc ** 2).mean(dim=(1, 2))
-    event = ms > event_ratio * ms.median()
-    bad = torch.zeros(n, dtype=torch.bool)
-    bad[1:n - 1] = event
+    bad = event_snapshots(positions, event_ratio)
     return [t for t in candidates if not bad[max(t - history, 1): t + 1].any()]
 
 

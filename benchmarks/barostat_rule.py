@@ -1,0 +1,110 @@
+"""Would a barostat in the rollout help? ν_est with the box rule vs with a zero-stress dilation.
+
+    python benchmarks/barostat_rule.py MODEL TEST_DIR [--strain 0.045]
+
+MD keeps the free axis at zero stress with `fix press/berendsen ... dilate all`: the box and every
+node's y scale together. A learned rollout (lmp_gnn.rollout) has the box rule instead: the free
+length follows the learned motion. Here the same rollouts (learned MODEL and the zero-acceleration
+baseline, from snapshot h + 2 as `lmp-gnn evaluate`) are also run with a barostat after every
+learned step: y of all nodes and the free box length scaled by the s at which the harmonic bonds
+(K = 1/l_r, as `benchmarks/box_rule.py`) carry no y stress, the dilation entering the newest
+velocity as MD's does. Printed: mean |Δν_est| and R² at `--strain` against the truth over the
+networks, with and without the runaway ones (position MSE > 1 at any point).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+
+import numpy as np
+import torch
+
+from lmp_gnn import features
+from lmp_gnn.analysis import r2_score, snapshot_at_strain
+from lmp_gnn.commands.rollout import load_spec
+from lmp_gnn.poisson import nu_estimator
+from lmp_gnn.rollout import DRIVEN_AXIS, FREE_AXIS, advance, zero_acceleration_model
+from lmp_gnn.trajectory import load_trajectory
+
+
+def zero_stress_dilation(r: torch.Tensor, box: torch.Tensor, bonds: torch.Tensor, rest: torch.Tensor) -> float:
+    """s > 0 with Σ_b (1/l_r - 1/l_b(s)) d_y² = 0 when y of nodes and box scale by s (monotone in s)."""
+    d = features.minimum_image(r[bonds[:, 1]] - r[bonds[:, 0]], box)
+    dx2, dy2 = d[:, 0] ** 2, d[:, 1] ** 2
+    s = 1.0
+    for _ in range(50):
+        length = torch.sqrt(dx2 + s * s * dy2)
+        step = float(((1.0 / rest - 1.0 / length) * dy2).sum() / (s * dy2 * dy2 / length ** 3).sum())
+        s_new = min(max(s - step, 0.5 * s), 1.5 * s)     # safeguarded Newton
+        if abs(s_new - s) <= 1e-14 * s:
+            return s_new
+        s = s_new
+    return s
+
+
+def roll(model, traj, start: int, history: int, delta_l: float, dtype: torch.dtype, barostat: bool):
+    """Positions and box lengths of a rollout to the trajectory's end (lmp_gnn.rollout's arithmetic)."""
+    pos, box = torch.from_numpy(traj.positions), torch.from_numpy(traj.box)
+    bonds, rest = torch.from_numpy(traj.bonds).long(), torch.from_numpy(traj.rest_length)
+    edge_index = features.edge_index_from_bonds(bonds)
+    edge_rest = torch.cat([rest, rest])
+    v = features.velocity_history(pos, start, history).clone()
+    r, L = pos[start].clone(), box[start].clone()
+    out_r, out_L = list(pos[: start + 1]), list(box[: start + 1])
+    with torch.no_grad():
+        for _ in range(len(pos) - 1 - start):
+            a = model(features.node_features(v).to(dtype), edge_index,
+                      features.edge_features(r, L, edge_index, edge_rest).to(dtype)).to(torch.float64)
+            r_new, v = advance(r, v, a)
+            L_new = L.clone()
+            L_new[DRIVEN_AXIS] -= delta_l
+            L_new[FREE_AXIS] *= 1.0 + features.free_axis_strain(r, L, v[0], FREE_AXIS)
+            if barostat:
+                s = zero_stress_dilation(r_new, L_new, bonds, rest)
+                r_new[:, FREE_AXIS] *= s
+                L_new[FREE_AXIS] *= s
+                v[0] = r_new - r
+            r, L = r_new, L_new
+            out_r.append(r.clone())
+            out_L.append(L.clone())
+    return torch.stack(out_r).numpy(), torch.stack(out_L).numpy()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", help="exported model (.pt) or checkpoint")
+    p.add_argument("test_dir", help="directory of held-out trajectory files")
+    p.add_argument("--strain", type=float, default=0.045)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    spec = load_spec(args.model)
+    files = sorted(glob.glob(f"{args.test_dir}/*.npz"))
+    if not files:
+        raise SystemExit(f"no trajectory files in {args.test_dir}")
+    runs = [(who, rule) for who in ("learned", "baseline") for rule in ("box rule", "barostat")]
+    truth, nu, runaway = [], {k: [] for k in runs}, {k: [] for k in runs}
+    for f in files:
+        traj = load_trajectory(f)
+        t = snapshot_at_strain(traj.box, args.strain)
+        truth.append(nu_estimator(traj.positions[0], traj.positions[t], traj.box[0], traj.box[t]))
+        for who, rule in runs:
+            model, dtype = (spec.model, spec.dtype) if who == "learned" else (zero_acceleration_model, torch.float64)
+            r, L = roll(model, traj, spec.history + 2, spec.history, spec.delta_l, dtype, rule == "barostat")
+            with np.errstate(all="ignore"):
+                mse = ((r - traj.positions) ** 2).sum(axis=2).mean(axis=1)
+                nu[who, rule].append(nu_estimator(r[0], r[t], L[0], L[t]))
+            runaway[who, rule].append(not np.all(mse <= 1.0))
+    truth = np.array(truth)
+    print(f"{len(files)} networks ({args.test_dir}), ν_est at {args.strain:g} strain from snapshot {spec.history + 2}")
+    for who, rule in runs:
+        pred, bad = np.array(nu[who, rule]), np.array(runaway[who, rule])
+        ok = ~bad & np.isfinite(pred)
+        err = np.abs(pred - truth)
+        print(f"{who:>8}, {rule:<8}: all {err.mean():.4f} / R² {r2_score(truth, pred):8.3f};  "
+              f"without {bad.sum()} runaway: {err[ok].mean():.4f} / R² {r2_score(truth[ok], pred[ok]):.3f} "
+              f"(median {np.median(err[ok]):.4f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -30,6 +30,7 @@ def test_r2_and_parity_by_hand():
     s = analysis.parity_stats([1.0, 2.0, 3.0, None, 5.0], [1.5, 2.0, 2.0, 4.0, float("nan")])
     assert s["n"] == 3 and s["n_missing"] == 2
     assert s["mean_abs_error"] == pytest.approx(0.5) and s["max_abs_error"] == pytest.approx(1.0)
+    assert s["median_abs_error"] == pytest.approx(0.5)   # of 0.5, 0, 1
     assert s["r2"] == pytest.approx(1.0 - 1.25 / 2.0)
 
 
@@ -169,7 +170,7 @@ def test_evaluate_command_writes_results_beside_the_baseline(tmp_path):
     assert report["aggregate"]["nu"] == agg["nu"]
     assert [n["name"] for n in report["networks"]] == ["net0", "net1"]
     summary = (tmp_path / "ev" / "summary.md").read_text()
-    assert "| ν_est after 20 steps: R² / mean \\|Δν\\| |" in summary
+    assert "| ν_est after 20 steps: R² / mean \\|Δν\\| (median) |" in summary
     assert report["aggregate"]["per_network"] == agg["per_network"]
     assert "| after 20 step(s): learned better than baseline / far off (MSE > 0.001) / " in summary
     pngs = sorted(p.name for p in (tmp_path / "ev").glob("*.png"))

@@ -147,10 +147,11 @@ def r2_score(true: Sequence[float], pred: Sequence[float]) -> float:
 
 
 def parity_stats(true: Iterable[float | None], pred: Iterable[float | None]) -> dict[str, Any]:
-    """R², mean and max |pred - true| over the pairs where both are known (None/NaN pairs are dropped).
+    """R², mean, median and max |pred - true| over the pairs where both are known (None/NaN pairs are dropped).
 
     Returns:
-        {"n": pairs used, "n_missing": pairs dropped, "r2", "mean_abs_error", "max_abs_error"}
+        {"n": pairs used, "n_missing": pairs dropped, "r2", "mean_abs_error", "median_abs_error",
+        "max_abs_error"}
         (statistics are None when fewer than 2 pairs remain).
     """
     t = np.array([np.nan if v is None else v for v in true], dtype=np.float64)
@@ -159,10 +160,11 @@ def parity_stats(true: Iterable[float | None], pred: Iterable[float | None]) -> 
         raise ValueError(f"expected as many predictions as true values, got {p.shape} and {t.shape}")
     ok = np.isfinite(t) & np.isfinite(p)
     out: dict[str, Any] = {"n": int(ok.sum()), "n_missing": int((~ok).sum()),
-                           "r2": None, "mean_abs_error": None, "max_abs_error": None}
+                           "r2": None, "mean_abs_error": None, "median_abs_error": None, "max_abs_error": None}
     if ok.sum() >= 2:
         err = np.abs(p[ok] - t[ok])
-        out.update(r2=_float(r2_score(t[ok], p[ok])), mean_abs_error=float(err.mean()), max_abs_error=float(err.max()))
+        out.update(r2=_float(r2_score(t[ok], p[ok])), mean_abs_error=float(err.mean()),
+                   median_abs_error=float(np.median(err)), max_abs_error=float(err.max()))
     return out
 
 

@@ -141,9 +141,10 @@ def summary_table(agg: dict, model: str, start: int | None = None, steps: int | 
                  else f"at {100 * float(point.split('_', 1)[1]):g} % strain")
         for est in ("nu_est", "nu_box"):
             lv, bv = per_est[est]["learned"], per_est[est]["baseline"]
-            lines.append(f"| {names[est]} {where}: R² / mean \\|Δν\\| | {_fmt(lv['r2'], '.3f')} / "
-                         f"{_fmt(lv['mean_abs_error'], '.4f')} | {_fmt(bv['r2'], '.3f')} / "
-                         f"{_fmt(bv['mean_abs_error'], '.4f')} | {_count(lv['n'], agg)} |")
+            lines.append(f"| {names[est]} {where}: R² / mean \\|Δν\\| (median) | {_fmt(lv['r2'], '.3f')} / "
+                         f"{_fmt(lv['mean_abs_error'], '.4f')} ({_fmt(lv['median_abs_error'], '.4f')}) | "
+                         f"{_fmt(bv['r2'], '.3f')} / {_fmt(bv['mean_abs_error'], '.4f')} "
+                         f"({_fmt(bv['median_abs_error'], '.4f')}) | {_count(lv['n'], agg)} |")
     if agg.get("n_diverged"):
         lines.insert(3, f"**{agg['n_diverged']} of {agg['n_networks']} learned rollouts diverged (non-finite "
                         "accelerations) before the end: each is scored up to that step, and the `networks` column says "

@@ -24,7 +24,7 @@ from lmp_gnn import features
 from lmp_gnn.analysis import r2_score, snapshot_at_strain
 from lmp_gnn.commands.rollout import load_spec
 from lmp_gnn.poisson import nu_estimator
-from lmp_gnn.rollout import DRIVEN_AXIS, FREE_AXIS, advance, zero_acceleration_model
+from lmp_gnn.rollout import FREE_AXIS, rollout, zero_acceleration_model
 from lmp_gnn.trajectory import load_trajectory
 
 
@@ -44,31 +44,27 @@ def zero_stress_dilation(r: torch.Tensor, box: torch.Tensor, bonds: torch.Tensor
 
 
 def roll(model, traj, start: int, history: int, delta_l: float, dtype: torch.dtype, barostat: bool):
-    """Positions and box lengths of a rollout to the trajectory's end (lmp_gnn.rollout's arithmetic)."""
-    pos, box = torch.from_numpy(traj.positions), torch.from_numpy(traj.box)
+    """Positions and box lengths of a rollout to the trajectory's end: `lmp_gnn.rollout.rollout` one
+    learned step at a time from the last h + 1 snapshots, the barostat (if any) after each step.
+    The velocities it reads are differences of those snapshots, so a dilation enters v(t+1)."""
+    positions, box = list(traj.positions[: start + 1]), list(traj.box[: start + 1])
     bonds, rest = torch.from_numpy(traj.bonds).long(), torch.from_numpy(traj.rest_length)
-    edge_index = features.edge_index_from_bonds(bonds)
-    edge_rest = torch.cat([rest, rest])
-    v = features.velocity_history(pos, start, history).clone()
-    r, L = pos[start].clone(), box[start].clone()
-    out_r, out_L = list(pos[: start + 1]), list(box[: start + 1])
-    with torch.no_grad():
-        for _ in range(len(pos) - 1 - start):
-            a = model(features.node_features(v).to(dtype), edge_index,
-                      features.edge_features(r, L, edge_index, edge_rest).to(dtype)).to(torch.float64)
-            r_new, v = advance(r, v, a)
-            L_new = L.clone()
-            L_new[DRIVEN_AXIS] -= delta_l
-            L_new[FREE_AXIS] *= 1.0 + features.free_axis_strain(r, L, v[0], FREE_AXIS)
-            if barostat:
-                s = zero_stress_dilation(r_new, L_new, bonds, rest)
-                r_new[:, FREE_AXIS] *= s
-                L_new[FREE_AXIS] *= s
-                v[0] = r_new - r
-            r, L = r_new, L_new
-            out_r.append(r.clone())
-            out_L.append(L.clone())
-    return torch.stack(out_r).numpy(), torch.stack(out_L).numpy()
+    for _ in range(len(traj.positions) - 1 - start):
+        last = {"positions": np.stack(positions[-history - 1:]), "box": np.stack(box[-history - 1:]),
+                "bonds": traj.bonds, "rest_length": traj.rest_length}
+        res = rollout(model, last, history, 1, history, delta_l, dtype, stop_on_nonfinite=True)
+        if res.diverged_at is not None:       # non-finite accelerations: the rest is NaN (a runaway)
+            positions.append(np.full_like(positions[-1], np.nan))
+            box.append(np.full_like(box[-1], np.nan))
+            continue
+        r, L = torch.from_numpy(res.positions[-1]), torch.from_numpy(res.box[-1])
+        if barostat:
+            s = zero_stress_dilation(r, L, bonds, rest)
+            r[:, FREE_AXIS] *= s
+            L[FREE_AXIS] *= s
+        positions.append(r.numpy())
+        box.append(L.numpy())
+    return np.stack(positions), np.stack(box)
 
 
 def main() -> None:

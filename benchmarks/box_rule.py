@@ -26,7 +26,7 @@ import glob
 import numpy as np
 import torch
 
-from lmp_gnn import features
+from lmp_gnn import rules
 from lmp_gnn.analysis import r2_score
 from lmp_gnn.trajectory import load_trajectory
 
@@ -72,9 +72,9 @@ def main() -> None:
             pos = torch.from_numpy(r[t])
             for rule in rules[:2]:
                 L = torch.tensor([box[t, 0], ly[rule][-1]])
-                fy = float(features.free_axis_strain(pos, L, u, 1))
+                fy = float(rules.free_axis_strain(pos, L, u, 1))
                 if rule == rules[1]:
-                    fy *= (box[t + 1, 0] / box[t, 0] - 1.0) / float(features.free_axis_strain(pos, L, u, 0))
+                    fy *= (box[t + 1, 0] / box[t, 0] - 1.0) / float(rules.free_axis_strain(pos, L, u, 0))
                 ly[rule].append(ly[rule][-1] * (1.0 + fy))
 
         def nu(length: float, t: int) -> float:

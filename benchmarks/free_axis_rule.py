@@ -10,7 +10,7 @@ baseline, from snapshot h + 2 as `lmp-gnn evaluate`) are run with, after every l
 - "barostat": y of all nodes and the free box length scaled by the s at which the harmonic bonds
   (K = 1/l_r, as `benchmarks/box_rule.py`) carry no y stress;
 - "oracle": y of all nodes moved by (ε_MD - ε) y and the free box length scaled by 1 + ε_MD, with ε
-  the step's fitted affine strain of the free axis (`features.free_axis_strain`, the box rule) and
+  the step's fitted affine strain of the free axis (`rules.free_axis_strain`, the box rule) and
   ε_MD the same fit to MD's step: the homogeneous strain of the free axis taken from MD, the rest
   of the motion learned. Not a simulator (it reads the answer); it bounds what a perfect
   prediction of that one global number per step would give.
@@ -28,11 +28,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lmp_gnn import features
+from lmp_gnn import features, rules
 from lmp_gnn.analysis import r2_score, snapshot_at_strain
 from lmp_gnn.commands.rollout import load_spec
-from lmp_gnn.poisson import nu_estimator
-from lmp_gnn.rollout import FREE_AXIS, rollout, zero_acceleration_model
+from lmp_gnn.rules import nu_estimator
+from lmp_gnn.rollout import rollout
+from lmp_gnn.rules import FREE_AXIS, zero_acceleration_model
 from lmp_gnn.trajectory import load_trajectory
 
 
@@ -74,8 +75,8 @@ def roll(model, traj, start: int, history: int, delta_l: float, dtype: torch.dty
             t = len(positions) - 1
             r0, L0 = torch.from_numpy(positions[-1]), torch.from_numpy(box[-1])
             true0, true1 = torch.from_numpy(traj.positions[t]), torch.from_numpy(traj.positions[t + 1])
-            eps = features.free_axis_strain(r0, L0, r - r0, FREE_AXIS)
-            eps_md = features.free_axis_strain(true0, torch.from_numpy(traj.box[t]), true1 - true0, FREE_AXIS)
+            eps = rules.free_axis_strain(r0, L0, r - r0, FREE_AXIS)
+            eps_md = rules.free_axis_strain(true0, torch.from_numpy(traj.box[t]), true1 - true0, FREE_AXIS)
             r[:, FREE_AXIS] += (eps_md - eps) * features.minimum_image(r0[:, FREE_AXIS], L0[FREE_AXIS])
             L[FREE_AXIS] = L0[FREE_AXIS] * (1.0 + eps_md)
         positions.append(r.numpy())

@@ -19,6 +19,7 @@
 #include "fix_gnn_rollout.h"
 
 #include "gnn_features.h"
+#include "gnn_rules.h"
 #include "gnn_model.h"
 
 #include "atom.h"
@@ -70,7 +71,7 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg) :
     nmodel_calls(0), md_block(0), learn_block(0), pdamp(1.0), modulus(1.0), temperature(nullptr),
     pressure(nullptr), cycle_pos(0), nmd_taken(0), learned_now(false), nsnap(0), last_snap_step(-1),
     copy_started(0), have_prediction(0),
-    lcopy{0.0, 0.0}, ccopy{0.0, 0.0}, l0{0.0, 0.0},
+    lcopy{0.0, 0.0}, ccopy{0.0, 0.0},
     sum0{0.0, 0.0}, mse_one(0.0), mse_roll(0.0), nu_true(0.0), nu_learned(0.0), ngroup(0)
 {
   if (narg < 4) utils::missing_cmd_args(FLERR, "fix gnn/rollout", error);
@@ -785,17 +786,15 @@ void FixGNNRollout::leap_step(bool nonaffine)
 
   // displacements u = v(t) + a(t); nothing is written before every rank has finite ones
 
-  displacement.resize((std::size_t) nown * 2);
   const double centre = 0.5 * (domain->boxlo[freeaxis] + domain->boxhi[freeaxis]);
   const double lfree = domain->prd[freeaxis];
   double sums[3] = {0.0, 0.0, 0.0};    // sum u y, sum y^2, non-finite count
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
-    const double ax = out_accel[2 * k], ay = out_accel[2 * k + 1];
-    if (!std::isfinite(ax) || !std::isfinite(ay)) sums[2] += 1.0;
-    const double u[2] = {hist[i][0] + ax, hist[i][1] + ay};
-    displacement[2 * k] = u[0];
-    displacement[2 * k + 1] = u[1];
+    const double *a = &out_accel[2 * k];
+    if (!std::isfinite(a[0]) || !std::isfinite(a[1])) sums[2] += 1.0;
+    double u[2];
+    LMPGNN::learned_displacement(hist[i], a, u);
     LMPGNN::free_axis_sums(x[i][freeaxis], centre, lfree, u[freeaxis], sums[0], sums[1]);
   }
   MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, world);
@@ -808,32 +807,28 @@ void FixGNNRollout::leap_step(bool nonaffine)
   // MD velocities: the learned displacement per MD time, less (nonaffine) the affine part
   // strain (x - c) that the box change of this step carries (interleave: the MD that follows
   // deforms the box and remaps the atoms itself)
-  last_eps = sums[1] > 0.0 ? sums[0] / sums[1] : 0.0;
-  double strain[2] = {0.0, 0.0}, ctr[2];
-  for (int d = 0; d < 2; d++) ctr[d] = 0.5 * (domain->boxlo[d] + domain->boxhi[d]);
-  if (nonaffine) {
-    strain[driven] = -delta_l / domain->prd[driven];
-    strain[freeaxis] = last_eps;
+  last_eps = LMPGNN::free_axis_strain_from_sums(sums[0], sums[1]);
+  const double prd[2] = {domain->prd[0], domain->prd[1]};
+  double newbox[2], strain[2] = {0.0, 0.0}, ctr[2];
+  LMPGNN::box_rule(prd, driven, delta_l, last_eps, newbox);
+  for (int d = 0; d < 2; d++) {
+    ctr[d] = 0.5 * (domain->boxlo[d] + domain->boxhi[d]);
+    if (nonaffine) strain[d] = LMPGNN::box_strain(prd[d], newbox[d]);
   }
-  const double vscale = 1.0 / (mdsteps * update->dt);
+  const double md_time = mdsteps * update->dt;
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
-    const double ux = displacement[2 * k], uy = displacement[2 * k + 1];
-    double affine[2] = {0.0, 0.0};
-    if (nonaffine)
-      for (int d = 0; d < 2; d++)
-        affine[d] = strain[d] * LMPGNN::minimum_image(x[i][d] - ctr[d], domain->prd[d]);
-    x[i][0] += ux;
-    x[i][1] += uy;
-    LMPGNN::push_velocity(history, hist[i], ux, uy);
-    accel[i][0] = out_accel[2 * k];
-    accel[i][1] = out_accel[2 * k + 1];
-    v[i][0] = (ux - affine[0]) * vscale;
-    v[i][1] = (uy - affine[1]) * vscale;
+    const double *a = &out_accel[2 * k];
+    double u[2], xold[2] = {x[i][0], x[i][1]};
+    LMPGNN::advance(history, hist[i], x[i], a, u);
+    accel[i][0] = a[0];
+    accel[i][1] = a[1];
+    for (int d = 0; d < 2; d++)
+      v[i][d] = LMPGNN::hand_over_velocity(u[d], xold[d], ctr[d], prd[d], strain[d], md_time);
     v[i][2] = 0.0;
   }
 
-  if (boxflag) change_box(last_eps);
+  if (boxflag) change_box(newbox);
   nsteps_taken++;
   update->atime += (mdsteps - 1.0) * update->dt;    // a learned step stands for mdsteps MD steps
   last_step_ms = 1000.0 * (platform::walltime() - t0);
@@ -917,15 +912,7 @@ void FixGNNRollout::unwrapped(int i, double *r) const
 {
   const imageint image = atom->image[i];
   const int n[2] = {(int) (image & IMGMASK) - IMGMAX, (int) (image >> IMGBITS & IMGMASK) - IMGMAX};
-  for (int d = 0; d < 2; d++) r[d] = atom->x[i][d] + n[d] * domain->prd[d];
-}
-
-// the paper's estimator nu_est = -D_free / D_driven, D = l0 sum|r(t)| / sum|r(0)| - l0
-double FixGNNRollout::nu_est(const double sums[2]) const
-{
-  double d[2];
-  for (int k = 0; k < 2; k++) d[k] = sum0[k] > 0.0 ? l0[k] * sums[k] / sum0[k] - l0[k] : 0.0;
-  return d[driven] != 0.0 ? -d[freeaxis] / d[driven] : 0.0;
+  for (int d = 0; d < 2; d++) r[d] = LMPGNN::unwrap(atom->x[i][d], n[d], domain->prd[d]);
 }
 
 /* ----------------------------------------------------------------------
@@ -939,13 +926,13 @@ void FixGNNRollout::shadow_snapshot()
 {
   const double t0 = platform::walltime();
   double **x = atom->x;
-  const double *prd = domain->prd;
+  const double prd[2] = {domain->prd[0], domain->prd[1]};
   const double centre[2] = {0.5 * (domain->boxlo[0] + domain->boxhi[0]),
                             0.5 * (domain->boxlo[1] + domain->boxhi[1])};
   const int s = (int) nsnap;    // index of this snapshot
 
   // sums: 0 one-step squared error, 1 copy squared error, 2-3 sum |r - c| true,
-  //       4-5 sum |r - c| learned copy
+  //       4-5 sum |r - c| learned copy (nu_est: each atom followed from its snapshot-0 image)
   double sums[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
@@ -956,12 +943,13 @@ void FixGNNRollout::shadow_snapshot()
       LMPGNN::push_velocity(history, hist[i], r[0] - sh[SH_PREV], r[1] - sh[SH_PREV + 1]);
     for (int d = 0; d < 2; d++) {
       sh[SH_PREV + d] = r[d];
+      if (s == 0) sh[SH_IMG0 + d] = LMPGNN::estimator_image(r[d] - centre[d], prd[d]);
       if (have_prediction) sums[0] += (r[d] - sh[SH_PRED + d]) * (r[d] - sh[SH_PRED + d]);
       if (copy_started) {
         sums[1] += (r[d] - sh[SH_COPY + d]) * (r[d] - sh[SH_COPY + d]);
-        sums[4 + d] += std::fabs(LMPGNN::minimum_image(sh[SH_COPY + d] - ccopy[d], lcopy[d]));
+        sums[4 + d] += LMPGNN::estimator_distance(sh[SH_COPY + d] - ccopy[d], sh[SH_IMG0 + d], lcopy[d]);
       }
-      sums[2 + d] += std::fabs(LMPGNN::minimum_image(x[i][d] - centre[d], prd[d]));
+      sums[2 + d] += LMPGNN::estimator_distance(r[d] - centre[d], sh[SH_IMG0 + d], prd[d]);
     }
   }
   MPI_Allreduce(MPI_IN_PLACE, sums, 6, MPI_DOUBLE, MPI_SUM, world);
@@ -969,7 +957,6 @@ void FixGNNRollout::shadow_snapshot()
   last_snap_step = update->ntimestep;
   if (s == 0) {
     for (int d = 0; d < 2; d++) {
-      l0[d] = prd[d];
       sum0[d] = sums[2 + d];
     }
   }
@@ -977,9 +964,9 @@ void FixGNNRollout::shadow_snapshot()
   if (have_prediction) mse_one = sums[0] * norm;
   if (copy_started) {
     mse_roll = sums[1] * norm;
-    nu_learned = nu_est(&sums[4]);
+    nu_learned = LMPGNN::nu_estimator_from_sums(sum0, &sums[4], driven);
   }
-  nu_true = nu_est(&sums[2]);
+  nu_true = LMPGNN::nu_estimator_from_sums(sum0, &sums[2], driven);
   if (s < history) {    // not yet h velocities of the truth
     last_step_ms = 1000.0 * (platform::walltime() - t0);
     return;
@@ -1013,29 +1000,29 @@ void FixGNNRollout::shadow_snapshot()
   double flags[3] = {0.0, 0.0, 0.0};    // non-finite count, eps numerator, eps denominator
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
-    const double ax = out_accel[2 * k], ay = out_accel[2 * k + 1];
-    if (!std::isfinite(ax) || !std::isfinite(ay)) flags[0] += 1.0;
-    shadow[i][SH_PRED] = shadow[i][SH_PREV] + hist[i][0] + ax;
-    shadow[i][SH_PRED + 1] = shadow[i][SH_PREV + 1] + hist[i][1] + ay;
+    const double *a = &out_accel[2 * k];
+    if (!std::isfinite(a[0]) || !std::isfinite(a[1])) flags[0] += 1.0;
+    double u[2];
+    LMPGNN::learned_displacement(hist[i], a, u);
+    shadow[i][SH_PRED] = shadow[i][SH_PREV] + u[0];
+    shadow[i][SH_PRED + 1] = shadow[i][SH_PREV + 1] + u[1];
   }
   have_prediction = 1;
 
   // one learned step of the free-running copy (same inputs as above when it just started)
 
   if (!same_state) model_accel(shadow, SH_COPY, shadow, SH_HIST, lcopy);
-  displacement.resize((std::size_t) nown * 2);
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
     double *sh = shadow[i];
-    const double ax = out_accel[2 * k], ay = out_accel[2 * k + 1];
-    if (!std::isfinite(ax) || !std::isfinite(ay)) flags[0] += 1.0;
-    const double u[2] = {sh[SH_HIST] + ax, sh[SH_HIST + 1] + ay};
-    displacement[2 * k] = u[0];
-    displacement[2 * k + 1] = u[1];
+    const double *a = &out_accel[2 * k];
+    if (!std::isfinite(a[0]) || !std::isfinite(a[1])) flags[0] += 1.0;
+    double u[2];
+    LMPGNN::learned_displacement(&sh[SH_HIST], a, u);
     LMPGNN::free_axis_sums(sh[SH_COPY + freeaxis], ccopy[freeaxis], lcopy[freeaxis],
                            u[freeaxis], flags[1], flags[2]);
-    accel[i][0] = ax;
-    accel[i][1] = ay;
+    accel[i][0] = a[0];
+    accel[i][1] = a[1];
   }
   MPI_Allreduce(MPI_IN_PLACE, flags, 3, MPI_DOUBLE, MPI_SUM, world);
   if (flags[0] > 0.0)
@@ -1044,32 +1031,28 @@ void FixGNNRollout::shadow_snapshot()
                "step {}; the shadow copy was not updated",
                (bigint) flags[0], update->ntimestep);
   for (int k = 0; k < nown; k++) {
-    double *sh = shadow[node_atom[k]];
-    const double ux = displacement[2 * k], uy = displacement[2 * k + 1];
-    sh[SH_COPY] += ux;
-    sh[SH_COPY + 1] += uy;
-    LMPGNN::push_velocity(history, &sh[SH_HIST], ux, uy);
+    const int i = node_atom[k];
+    double u[2];
+    LMPGNN::advance(history, &shadow[i][SH_HIST], &shadow[i][SH_COPY], accel[i], u);
   }
-  last_eps = flags[2] > 0.0 ? flags[1] / flags[2] : 0.0;
+  last_eps = LMPGNN::free_axis_strain_from_sums(flags[1], flags[2]);
   if (boxflag) {
-    lcopy[driven] -= delta_l;
-    lcopy[freeaxis] *= 1.0 + last_eps;
+    const double lold[2] = {lcopy[0], lcopy[1]};
+    LMPGNN::box_rule(lold, driven, delta_l, last_eps, lcopy);
   }
   nsteps_taken++;
   last_step_ms = 1000.0 * (platform::walltime() - t0);
 }
 
 /* ----------------------------------------------------------------------
-   the box rule: driven axis -= delta_l, free axis *= (1 + eps), centre kept.
+   the box rule's new lengths (LMPGNN::box_rule) applied, centre kept.
    Node positions are not rescaled; an atom with image flag n is shifted by
    -n dL so that its unwrapped position x + n L stays the learned position.
 ------------------------------------------------------------------------- */
 
-void FixGNNRollout::change_box(double eps)
+void FixGNNRollout::change_box(const double lnew[2])
 {
-  double lold[2] = {domain->prd[0], domain->prd[1]}, lnew[2];
-  lnew[driven] = lold[driven] - delta_l;
-  lnew[freeaxis] = lold[freeaxis] * (1.0 + eps);
+  const double lold[2] = {domain->prd[0], domain->prd[1]};
   if (!(lnew[0] > 0.0) || !(lnew[1] > 0.0))
     error->all(FLERR, "Fix gnn/rollout: the box rule gives box lengths {} {} at step {}",
                lnew[0], lnew[1], update->ntimestep);
@@ -1142,7 +1125,7 @@ double FixGNNRollout::memory_usage()
   bytes += (double) (node_atom.capacity() + node_of.capacity()) * sizeof(int);
   bytes += (double) edge_index.capacity() * sizeof(int64_t);
   bytes += (double) (edge_rest.capacity() + node_feat.capacity() + edge_feat.capacity() +
-                     out_accel.capacity() + displacement.capacity()) *
+                     out_accel.capacity()) *
       sizeof(double);
   return bytes;
 }
@@ -1154,10 +1137,10 @@ double FixGNNRollout::memory_usage()
 void FixGNNRollout::write_restart(FILE *fp)
 {
   if (comm->me == 0) {
-    double list[NRESTART] = {2.0,          (double) history,         (double) nsteps_taken,
+    double list[NRESTART] = {3.0,          (double) history,         (double) nsteps_taken,
                              (double) hist_ready, (double) mode, (double) nsnap,
                              (double) copy_started, (double) have_prediction,
-                             lcopy[0], lcopy[1], ccopy[0], ccopy[1], l0[0], l0[1],
+                             lcopy[0], lcopy[1], ccopy[0], ccopy[1], 0.0, 0.0,    // 12-13 unused
                              sum0[0], sum0[1], mse_one, mse_roll, nu_true, nu_learned,
                              (double) last_snap_step, (double) cycle_pos, (double) nmd_taken};
     int size = NRESTART * sizeof(double);
@@ -1176,6 +1159,10 @@ void FixGNNRollout::restart(char *buf)
                (int) list[1], model_file, history);
   static const char *names[] = {"leap", "shadow", "interleave"};
   const int written = (int) list[4];
+  if (written == SHADOW && list[0] < 3.0)
+    error->all(FLERR, "Fix gnn/rollout restart file is in format {}: mode shadow restarts need "
+               "format 3 (nu_est follows each atom from its snapshot-0 image); "
+               "rerun the shadowed MD from its start", (int) list[0]);
   if (written != mode)
     error->all(FLERR, "Fix gnn/rollout restart file was written in mode {}, this fix runs mode {}",
                names[std::clamp(written, 0, 2)], names[mode]);
@@ -1187,7 +1174,6 @@ void FixGNNRollout::restart(char *buf)
   for (int d = 0; d < 2; d++) {
     lcopy[d] = list[8 + d];
     ccopy[d] = list[10 + d];
-    l0[d] = list[12 + d];
     sum0[d] = list[14 + d];
   }
   mse_one = list[16];

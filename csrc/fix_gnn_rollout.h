@@ -56,8 +56,9 @@ class FixGNNRollout : public Fix {
   enum { LEAP, SHADOW, INTERLEAVE };
   enum { INIT_VELOCITY, INIT_FILE, INIT_FIX };
   enum { COMM_HISTORY, COMM_PARTNERS, COMM_SHADOW };
-  // columns of the per-atom shadow array
-  enum { SH_PREV = 0, SH_PRED = 2, SH_COPY = 4, SH_HIST = 6 };
+  // columns of the per-atom shadow array: last true snapshot, one-step prediction, learned
+  // copy, snapshot-0 image that nu_est follows the atom from, learned copy history
+  enum { SH_PREV = 0, SH_PRED = 2, SH_COPY = 4, SH_IMG0 = 6, SH_HIST = 8 };
 
   std::unique_ptr<LMPGNN::GNNModel> model;
   bool python_model = false;    // model_file is a Python model spec (backend libgnn_python.so)
@@ -105,7 +106,7 @@ class FixGNNRollout : public Fix {
   bigint nedges_all;                     // directed edges in the whole group
   double max_bond_length;                // longest bond of the group at the last build
   // per-step buffers, grown only
-  std::vector<double> node_feat, edge_feat, out_accel, displacement;
+  std::vector<double> node_feat, edge_feat, out_accel;
 
   int hist_ready;               // histories initialised (restart-persistent)
   bigint nsteps_taken;          // learned steps taken (restart-persistent)
@@ -118,7 +119,7 @@ class FixGNNRollout : public Fix {
   int copy_started, have_prediction;
   double lcopy[2];               // box lengths of the learned copy
   double ccopy[2];               // box centre of the learned copy
-  double l0[2], sum0[2];         // box and sum |r_i - centre| of snapshot 0 (nu_est reference)
+  double sum0[2];                // sum |r_i - centre| of snapshot 0 (nu_est reference)
   double mse_one, mse_roll, nu_true, nu_learned;
   bigint ngroup;
 
@@ -137,8 +138,7 @@ class FixGNNRollout : public Fix {
   void md_box_step();
   void remap_axis(int axis, double lnew);
   void model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2]);
-  double nu_est(const double sums[2]) const;
-  void change_box(double eps);
+  void change_box(const double lnew[2]);
   void add_partner(int, tagint, double);
 };
 

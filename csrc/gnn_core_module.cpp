@@ -5,10 +5,12 @@
 ------------------------------------------------------------------------- */
 
 #include "gnn_features.h"
+#include "gnn_rules.h"
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <string>
 
 namespace py = pybind11;
@@ -126,4 +128,94 @@ PYBIND11_MODULE(_core, m)
       },
       py::arg("history"), py::arg("velocity"),
       "[N, 2h] node-feature rows with v(t+1) [N, 2] pushed in front (the fix's history roll)");
+
+  /* ---------------------------------------------------------------- the learned step's rules */
+
+  m.def(
+      "advance",
+      [](f64 positions, f64 history, f64 accel) {
+        auto p = positions.request(), h = history.request(), a = accel.request();
+        expect_shape(p, "positions", 2, 2);
+        expect_shape(h, "history", 2, -1);
+        expect_shape(a, "accel", 2, 2);
+        if (h.shape[1] % 2 || h.shape[0] != p.shape[0] || a.shape[0] != p.shape[0])
+          throw py::value_error("expected positions [N, 2], history [N, 2h] and accel [N, 2]");
+        const int nh = (int) h.shape[1];
+        py::array_t<double> r_out({p.shape[0], (py::ssize_t) 2}), h_out({h.shape[0], h.shape[1]});
+        double *r = r_out.mutable_data(), *hh = h_out.mutable_data();
+        std::copy_n(static_cast<const double *>(p.ptr), 2 * p.shape[0], r);
+        std::copy_n(static_cast<const double *>(h.ptr), nh * h.shape[0], hh);
+        const auto *ap = static_cast<const double *>(a.ptr);
+        for (py::ssize_t i = 0; i < p.shape[0]; ++i) {
+          double u[2];
+          LMPGNN::advance(nh / 2, hh + i * nh, r + 2 * i, ap + 2 * i, u);
+        }
+        return py::make_tuple(r_out, h_out);
+      },
+      py::arg("positions"), py::arg("history"), py::arg("accel"),
+      "one learned step: (r + v(t) + a, history [N, 2h] with v(t+1) pushed in front)");
+
+  m.def(
+      "box_rule",
+      [](f64 box, int driven, double delta_l, double eps) {
+        if (driven < 0 || driven > 1) throw py::value_error("expected driven axis 0 or 1");
+        py::array_t<double> out(2);
+        LMPGNN::box_rule(box_of(box), driven, delta_l, eps, out.mutable_data());
+        return out;
+      },
+      py::arg("box"), py::arg("driven"), py::arg("delta_l"), py::arg("eps"),
+      "the box after one learned step: driven length - delta_l, the other * (1 + eps)");
+
+  m.def(
+      "unwrap",
+      [](f64 x, py::array_t<int, py::array::c_style | py::array::forcecast> image, f64 box) {
+        auto xb = x.request(), ib = image.request();
+        expect_shape(xb, "x", 2, 2);
+        expect_shape(ib, "image", 2, 2);
+        if (ib.shape[0] != xb.shape[0]) throw py::value_error("x and image differ in N");
+        const double *L = box_of(box);
+        py::array_t<double> out({xb.shape[0], (py::ssize_t) 2});
+        double *o = out.mutable_data();
+        const auto *xp = static_cast<const double *>(xb.ptr);
+        const auto *ip = static_cast<const int *>(ib.ptr);
+        for (py::ssize_t k = 0; k < 2 * xb.shape[0]; ++k)
+          o[k] = LMPGNN::unwrap(xp[k], ip[k], L[k % 2]);
+        return out;
+      },
+      py::arg("x"), py::arg("image"), py::arg("box"), "[N, 2] x + n L");
+
+  m.def(
+      "hand_over_velocity",
+      [](f64 u, f64 r, f64 box, f64 box_new, double md_time) {
+        auto ub = u.request(), rb = r.request();
+        expect_shape(ub, "u", 2, 2);
+        expect_shape(rb, "r", 2, 2);
+        if (ub.shape[0] != rb.shape[0]) throw py::value_error("u and r differ in N");
+        const double *L = box_of(box), *Ln = box_of(box_new);
+        const double strain[2] = {LMPGNN::box_strain(L[0], Ln[0]), LMPGNN::box_strain(L[1], Ln[1])};
+        py::array_t<double> out({ub.shape[0], (py::ssize_t) 2});
+        double *o = out.mutable_data();
+        const auto *up = static_cast<const double *>(ub.ptr);
+        const auto *rp = static_cast<const double *>(rb.ptr);
+        for (py::ssize_t k = 0; k < 2 * ub.shape[0]; ++k)
+          o[k] = LMPGNN::hand_over_velocity(up[k], rp[k], 0.0, L[k % 2], strain[k % 2], md_time);
+        return out;
+      },
+      py::arg("u"), py::arg("r"), py::arg("box"), py::arg("box_new"), py::arg("md_time"),
+      "[N, 2] MD velocity continuing a learned step (box centred at the origin)");
+
+  m.def(
+      "nu_estimator",
+      [](f64 r0, f64 rt, f64 box0, f64 boxt, int driven) {
+        auto a = r0.request(), b = rt.request();
+        expect_shape(a, "r0", 2, 2);
+        expect_shape(b, "rt", 2, 2);
+        if (a.shape[0] != b.shape[0]) throw py::value_error("r0 and rt differ in N");
+        if (driven < 0 || driven > 1) throw py::value_error("expected driven axis 0 or 1");
+        return LMPGNN::nu_estimator(a.shape[0], static_cast<const double *>(a.ptr),
+                                    static_cast<const double *>(b.ptr), box_of(box0), box_of(boxt),
+                                    driven);
+      },
+      py::arg("r0"), py::arg("rt"), py::arg("box0"), py::arg("boxt"), py::arg("driven") = 0,
+      "the paper's nu_est (strain form), nodes followed from their snapshot-0 images");
 }

@@ -40,13 +40,4 @@ void node_features(int history, int64_t nnodes, const double *velocities, double
     }
 }
 
-double free_axis_strain(int64_t nnodes, const double *positions, const double box[2],
-                        const double *displacement, int axis)
-{
-  double num = 0.0, den = 0.0;
-  for (int64_t i = 0; i < nnodes; ++i)
-    free_axis_sums(positions[2 * i + axis], 0.0, box[axis], displacement[2 * i + axis], num, den);
-  return num / den;
-}
-
 }    // namespace LMPGNN

@@ -63,20 +63,6 @@ inline void push_velocity(int history, double *row, double vx, double vy)
   row[1] = vy;
 }
 
-// partial sums of the box rule's fit of a free-axis strain: num += u_i y_i, den += y_i^2 with
-// y_i the coordinate along the axis wrapped into the box centred at `centre`
-inline void free_axis_sums(double coord, double centre, double length, double displacement,
-                           double &num, double &den)
-{
-  const double y = minimum_image(coord - centre, length);
-  num += displacement * y;
-  den += y * y;
-}
-
-// eps = sum u_i y_i / sum y_i^2 over N nodes along `axis` (box centred at the origin)
-double free_axis_strain(int64_t nnodes, const double *positions, const double box[2],
-                        const double *displacement, int axis);
-
 }    // namespace LMPGNN
 
 #endif

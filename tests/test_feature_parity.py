@@ -85,18 +85,6 @@ def test_history_roll_matches_velocity_history(history):
     np.testing.assert_array_equal(core.push_velocity(rows, v_next), expected)
 
 
-@pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("axis", [0, 1])
-def test_free_axis_strain(seed, axis):
-    rng, pos, box, _, _ = random_network(seed)
-    u = rng.normal(scale=1e-3, size=pos.shape)
-    expected = float(features.free_axis_strain(torch.as_tensor(pos), torch.as_tensor(box),
-                                               torch.as_tensor(u), axis))
-    got = core.free_axis_strain(pos, box, u, axis)
-    # sequential vs vectorised summation of the same float64 terms
-    assert got == pytest.approx(expected, rel=1e-12, abs=1e-18)
-
-
 def test_bad_shapes_raise():
     with pytest.raises(ValueError, match="expected bonds"):
         core.edge_index_from_bonds(np.zeros((3, 3), dtype=np.int64))

@@ -73,3 +73,38 @@ def test_bad_arguments():
         estimator_poisson(traj, 1.5)
     with pytest.raises(TypeError, match=r"expected a trajectory with .positions and .box, got ndarray"):
         box_poisson(np.zeros((3, 2)), 0.01)
+
+
+def test_estimator_follows_nodes_across_the_boundary():
+    """A node that drifts across the periodic boundary is followed continuously: on an affine
+    deformation plus a steady drift that keeps every node on its side of the centre line, ν_est is
+    the same at every snapshot, while wrapping into the current box bends it at the crossing."""
+    traj = affine_trajectory(0.3, (10.0, 12.0), n_snapshots=40)
+    positions = traj.positions.copy()
+    top = np.argmax(positions[0, :, 1] - traj.box[0, 1] * np.round(positions[0, :, 1] / traj.box[0, 1]))
+    drift = 0.02 * np.arange(traj.n_snapshots)                   # 0.78 in y by the last snapshot
+    positions[:, top, 1] += drift
+    wrapped_top = positions[:, top, 1] - traj.box[:, 1] * np.round(positions[:, top, 1] / traj.box[:, 1])
+    assert np.any(np.diff(np.sign(wrapped_top)) != 0)            # it crossed y = ±L/2
+    moved = Trajectory(positions, traj.box, traj.bonds, traj.rest_length, {})
+    series = np.array([estimator_poisson(moved, t) for t in range(1, traj.n_snapshots)])
+    # Σ|y| and Σ|x| both grow linearly in t, so their strain ratio is constant
+    np.testing.assert_allclose(series, series[0], rtol=1e-9)
+
+    def wrapped_estimate(t):
+        def sums(r, L):
+            return np.abs(r - L * np.round(r / L)).sum(0)
+        s0, st = sums(positions[0], traj.box[0]), sums(positions[t], traj.box[t])
+        e = st / s0 - 1
+        return -e[1] / e[0]
+    wrapped = np.array([wrapped_estimate(t) for t in range(1, traj.n_snapshots)])
+    assert np.ptp(wrapped) > 1e3 * np.ptp(series)
+
+
+def test_estimator_does_not_depend_on_the_image_a_node_is_stored_in():
+    traj = affine_trajectory(-0.4, (10.0, 12.0))
+    shifted = traj.positions.copy()
+    shifted[:, ::3] += traj.box[:, None, :] * np.array([2.0, -1.0])   # whole trajectories re-imaged
+    other = Trajectory(shifted, traj.box, traj.bonds, traj.rest_length, {})
+    for t in (1, 10, -1):
+        assert estimator_poisson(other, t) == pytest.approx(estimator_poisson(traj, t), rel=1e-12)

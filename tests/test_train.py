@@ -197,7 +197,7 @@ def test_unrolled_loss_of_one_step_is_the_one_step_loss():
 def test_unrolled_loss_after_lead_steps_starts_from_the_models_own_state():
     from lmp_gnn import features
     from lmp_gnn.model import build_model
-    from lmp_gnn.rollout import advance
+    from lmp_gnn.rules import advance
     from lmp_gnn.train import _UnrolledLoss
 
     torch.manual_seed(0)

@@ -1,6 +1,7 @@
 """Type stubs of lmp_gnn._core, the C++ feature kernel of fix gnn/rollout (csrc/gnn_core_module.cpp).
 
-Every function mirrors one of lmp_gnn.features in float64 on numpy arrays; see docs/formats.md.
+The feature kernel mirrors lmp_gnn.features and the rules mirror lmp_gnn.rules, in float64 on numpy
+arrays; see docs/formats.md.
 """
 
 import numpy as np
@@ -24,3 +25,19 @@ def free_axis_strain(positions: ArrayLike, box: ArrayLike, displacement: ArrayLi
 
 def push_velocity(history: ArrayLike, velocity: ArrayLike) -> np.ndarray:
     """[N, 2h] node-feature rows with v(t+1) [N, 2] pushed in front (the fix's history roll)."""
+
+def advance(positions: ArrayLike, history: ArrayLike, accel: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """One learned step: (r + v(t) + a [N, 2], history [N, 2h] with v(t+1) pushed in front)."""
+
+def box_rule(box: ArrayLike, driven: int, delta_l: float, eps: float) -> np.ndarray:
+    """[2] the box after one learned step: driven length - delta_l, the other * (1 + eps)."""
+
+def unwrap(x: ArrayLike, image: ArrayLike, box: ArrayLike) -> np.ndarray:
+    """[N, 2] x + n L."""
+
+def hand_over_velocity(u: ArrayLike, r: ArrayLike, box: ArrayLike, box_new: ArrayLike,
+                       md_time: float) -> np.ndarray:
+    """[N, 2] MD velocity continuing a learned step (box centred at the origin)."""
+
+def nu_estimator(r0: ArrayLike, rt: ArrayLike, box0: ArrayLike, boxt: ArrayLike, driven: int = 0) -> float:
+    """The paper's nu_est (strain form), each node followed from its snapshot-0 image."""

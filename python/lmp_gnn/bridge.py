@@ -353,13 +353,15 @@ class PythonLeap:
         """One learned step of every atom (positions and velocities scattered back)."""
         if self.rest is None:
             raise BridgeError("PythonLeap: call set_rest_lengths({bond type: r0}) before the first step")
+        from lmp_gnn.rules import advance, unwrap
+
         torch, features = self._torch, self._features
         lmp = self.lmp
         boxlo, boxhi = lmp.extract_box()[:2]
         L = np.array(boxhi[:2]) - np.array(boxlo[:2])
         x = self._gather("x", 1, 3)
         img = self._gather("image", 0, 3)
-        r = x[:, :2] + img[:, :2] * L
+        r = unwrap(x[:, :2], img[:, :2], L)
         dt = float(lmp.extract_global("dt"))
         h = self.model.history
         if self.hist is None:
@@ -370,9 +372,9 @@ class PythonLeap:
         np_dtype = np.dtype(self.model.dtype)
         a = self.model(np.ascontiguousarray(nf, np_dtype), self.edge_index.numpy(),
                        np.ascontiguousarray(ef, np_dtype)).astype(np.float64)
-        v_new = self.hist[0] + a
-        r_new = r + v_new
-        self.hist = np.concatenate([v_new[None], self.hist[:-1]], axis=0)
+        r_new, hist = advance(torch.as_tensor(r), torch.as_tensor(self.hist), torch.as_tensor(a))
+        r_new, self.hist = r_new.numpy(), hist.numpy()
+        v_new = self.hist[0]
         x[:, :2] = r_new - img[:, :2] * L
         v = np.zeros((self.n, 3))
         v[:, :2] = v_new / (self.mdsteps * dt)

@@ -52,6 +52,7 @@ import torch
 from torch import Tensor
 
 from lmp_gnn import features
+from lmp_gnn.rules import advance
 
 NOISE_TARGETS = ("velocity", "position")
 from lmp_gnn.trajectory import Trajectory, TrajectoryFormatError, load_trajectory
@@ -276,9 +277,7 @@ class WindowDataset:
         nf, ei, ef, _ = self.sample(traj, t - 1, noise=False)             # the true state at t-1
         with torch.no_grad():
             a = predict(nf, ei, ef).detach().to(device="cpu", dtype=torch.float64)
-        r_t = 2.0 * r[t - 1] - r[t - 2] + a                               # the model's r(t)   [N, 2]
-        vel = features.velocity_history(r, t, self.history).clone()
-        vel[0] = r_t - r[t - 1]
+        r_t, vel = advance(r[t - 1], features.velocity_history(r, t - 1, self.history), a)   # the model's r(t)
         target = r[t + 1] - 2.0 * r_t + r[t - 1]                          # r(t) + v(t) + a = r(t+1)
         ef = features.edge_features(r_t, g.box[t], g.edge_index, g.rest_length)
         return features.node_features(vel).to(self.dtype), g.edge_index, ef.to(self.dtype), target.to(self.dtype)

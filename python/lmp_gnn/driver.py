@@ -28,6 +28,7 @@ import torch
 from lmp_gnn import md
 from lmp_gnn.network import Network
 from lmp_gnn.rollout import LoadedModel, load_model, rollout
+from lmp_gnn.rules import hand_over_velocity
 from lmp_gnn.trajectory import Trajectory
 
 Model = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -161,10 +162,7 @@ class CompressionDriver:
         learned displacement minus the affine displacement of the last step, per MD time.
         """
         r_old, r_new = result.positions[-2], result.positions[-1]
-        L_old, L_new = result.box[-2], result.box[-1]
-        wrapped = r_old - L_old * np.round(r_old / L_old)
-        affine = wrapped * (L_new / L_old - 1.0)
-        return (r_new - r_old - affine) / (self.xi * self.timestep)
+        return hand_over_velocity(r_new - r_old, r_old, result.box[-2], result.box[-1], self.xi * self.timestep)
 
     def _record(self, source: str) -> None:
         pos, box = md.snapshot(self.lmp, self.n)

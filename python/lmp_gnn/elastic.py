@@ -350,7 +350,7 @@ def uniaxial_response(net: Network, axis: str = "x") -> dict:
 
     - nu_box: -ε_other/ε_axis = C12/C22 for axis x (C12/C11 for y), what box lengths give;
     - nu_est: the paper's estimator in strain form, -(D_other/l0_other)/(D_axis/l0_axis) as in
-      `lmp_gnn.poisson.nu_estimator`, evaluated on the linear-response node displacements
+      `lmp_gnn.rules.nu_estimator`, evaluated on the linear-response node displacements
       (affine about the box centre plus the non-affine relaxation, centre of mass fixed), with
       node distances from the box centre taken from the wrapped positions;
     - nu: the isotropic-average ν of DESIGN.md §3, for comparison.

@@ -67,14 +67,3 @@ def target_acceleration(positions: Tensor, t: int) -> Tensor:
     """[N, 2] a(t) = r(t+1) - 2 r(t) + r(t-1) from unwrapped positions [T, N, 2]."""
     return positions[t + 1] - 2.0 * positions[t] + positions[t - 1]
 
-
-def free_axis_strain(positions: Tensor, box: Tensor, displacement: Tensor, axis: int) -> Tensor:
-    """Affine strain increment along `axis` fitted to a displacement field (the box rule).
-
-    eps = sum_i u_i y_i / sum_i y_i^2 with y_i the node coordinate along `axis`, wrapped
-    into the box centred at the origin at the start of the step, and u_i the displacement.
-    The learned rollout (Python and the LAMMPS fix alike) scales the free box length by
-    (1 + eps) each step, while the driven axis changes by the prescribed -Δl.
-    """
-    y = minimum_image(positions[:, axis], box[axis])
-    return (displacement[:, axis] * y).sum() / (y * y).sum()

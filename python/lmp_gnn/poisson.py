@@ -6,7 +6,10 @@ rollout with the same two arrays); x is the compressed axis, y the free one.
 - `box_poisson`: ν = -ε_y/ε_x from the box lengths, ε_η = (L_η(t) - L_η(0)) / L_η(0).
 - `estimator_poisson`: the paper's ν_est (supplement §I.6), which needs no box on the free axis:
   D_η = l0_η · Σ_i |r_η,i(t)| / Σ_i |r_η,i(0)| - l0_η, with |r_η,i| the distance of node i from
-  the box centre (the coordinate wrapped into the box centred at 0). The paper writes
+  the box centre, each node followed continuously from the image it has in snapshot 0
+  (`lmp_gnn.rules.nu_estimator`, the one definition; the fix's shadow mode uses its C++ twin).
+  Wrapping nodes into the current box instead bends the estimate whenever a node crosses the
+  boundary. The paper writes
   ν_est = -D_y/D_x; we return -(D_y/l0_y)/(D_x/l0_x), the ratio of the estimated strains.
   The two are identical for a square initial box (l0_x = l0_y); for a rectangular box the
   literal form is off by the factor l0_y/l0_x, so the strain form is the one that equals the
@@ -16,6 +19,8 @@ rollout with the same two arrays); x is the compressed axis, y the free one.
 from __future__ import annotations
 
 import numpy as np
+
+from lmp_gnn.rules import nu_estimator
 
 
 def _arrays(traj) -> tuple[np.ndarray, np.ndarray]:
@@ -66,24 +71,6 @@ def box_poisson(traj, strain: float) -> float:
         raise ValueError("expected the box to shrink along x at every snapshot, got a non-monotonic Lx")
     eps_y = float(np.interp(min(strain, top), compression, eps[:, 1]))
     return eps_y / strain
-
-
-def nu_estimator(r0: np.ndarray, rt: np.ndarray, box0: np.ndarray, boxt: np.ndarray) -> float:
-    """The paper's ν_est between two configurations (strain form, see the module docstring).
-
-    Args:
-        r0, rt: [N, 2] node positions (any images; they are wrapped into the box centred at 0).
-        box0, boxt: [2] box lengths at the two configurations.
-    """
-    r0, rt = np.asarray(r0, dtype=np.float64), np.asarray(rt, dtype=np.float64)
-    box0, boxt = np.asarray(box0, dtype=np.float64), np.asarray(boxt, dtype=np.float64)
-    s0 = np.abs(r0 - box0 * np.round(r0 / box0)).sum(axis=0)
-    st = np.abs(rt - boxt * np.round(rt / boxt)).sum(axis=0)
-    d = box0 * st / s0 - box0  # D_η, paper's definition
-    strain = d / box0
-    if strain[0] == 0:
-        raise ValueError("expected a configuration strained along x, got D_x = 0")
-    return float(-strain[1] / strain[0])
 
 
 def estimator_poisson(traj, t: int) -> float:

@@ -20,14 +20,14 @@ For each step t = start, ..., start+n-1:
    rest_length repeated for both directions)`. Then, and only then, both are cast to the model
    dtype (`dtype`, e.g. float32 for an exported float32 model); edge_index stays int64.
 2. a = model(...) is cast back to float64. It must be [N, 2] and finite.
-3. Velocity form of the update (float64): v(t+1) = v(t) + a; r(t+1) = r(t) + v(t+1).
+3. Velocity form of the update (float64, `rules.advance`): v(t+1) = v(t) + a; r(t+1) = r(t) + v(t+1).
    (Mathematically 2 r(t) - r(t-1) + a(t); this order is the one the fix, which keeps
    velocities rather than old positions, can reproduce bit for bit.)
 4. THE BOX RULE (docs/formats.md), float64:
    - driven axis x: Lx(t+1) = Lx(t) - Δl (recursively, not Lx(0) - (t+1)Δl);
    - free axis y: u = v(t+1) (the learned displacement r(t+1) - r(t)); y_i = r_y,i(t) wrapped into
      [-Ly(t)/2, Ly(t)/2] by y - Ly round(y / Ly) (round half to even); eps = Σ u_y,i y_i / Σ y_i²
-     (`features.free_axis_strain`); Ly(t+1) = Ly(t) (1 + eps).
+     (`rules.free_axis_strain`, `rules.box_rule`); Ly(t+1) = Ly(t) (1 + eps).
    The box stays centred at the origin; node positions are NOT rescaled with the box (the model
    moves the nodes; the box only follows them so that minimum images stay right).
 5. History shift: V = [v(t+1), V[0], ..., V[h-2]].
@@ -48,10 +48,9 @@ import torch
 from torch import Tensor
 
 from lmp_gnn import features
+from lmp_gnn.rules import FREE_AXIS, advance, box_rule, free_axis_strain
 from lmp_gnn.trajectory import Trajectory
 
-DRIVEN_AXIS = 0   # x: the box length follows the protocol, -Δl per step
-FREE_AXIS = 1     # y: the box length follows the learned motion
 
 Model = Callable[[Tensor, Tensor, Tensor], Tensor]
 
@@ -146,16 +145,6 @@ def model_dtype(model: Model) -> torch.dtype:
     return torch.float64
 
 
-def advance(r: Tensor, velocities: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
-    """One learned step: v(t+1) = v(t) + a(t), r(t+1) = r(t) + v(t+1).
-
-    r [N, 2], velocities [h, N, 2] newest first, a [N, 2] -> (r(t+1), velocities shifted by one).
-    Differentiable (training with `train.unroll` backpropagates through it).
-    """
-    v_new = velocities[0] + a
-    return r + v_new, torch.cat([v_new.unsqueeze(0), velocities[:-1]], dim=0)
-
-
 def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history: int, delta_l: float,
             dtype: torch.dtype | None = torch.float64, *, progress: bool = False,
             description: str = "rollout", stop_on_nonfinite: bool = False) -> RolloutResult:
@@ -243,12 +232,8 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
                 out_acc, seconds = out_acc[:k], seconds[:k]
                 break
             r_new, velocities = advance(r, velocities, a)
-            eps = features.free_axis_strain(r, L, velocities[0], FREE_AXIS)
-            r = r_new
-            L_new = L.clone()
-            L_new[DRIVEN_AXIS] = L[DRIVEN_AXIS] - delta_l
-            L_new[FREE_AXIS] = L[FREE_AXIS] * (1.0 + eps)
-            L = L_new
+            eps = free_axis_strain(r, L, velocities[0], FREE_AXIS)
+            r, L = r_new, box_rule(L, delta_l, eps)
             out_pos[start + k + 1] = r
             out_box[start + k + 1] = L
             out_acc[k] = a

@@ -7,7 +7,7 @@
   online target normaliser (PAPER.md §II); the normalisers accumulate mean/variance of node
   features, edge features and targets over every batch seen (synchronised across ranks).
 - Unrolled training (`train.unroll` = K > 1): each window is rolled K learned steps from its true
-  history (lmp_gnn.rollout.advance, gradients through every step) and the loss is the mean over
+  history (lmp_gnn.rules.advance, gradients through every step) and the loss is the mean over
   the K steps of the squared position error in units of the target normaliser's std, which for
   K = 1 is the one-step loss. Learned steps feed their own velocities back, so a model trained on
   one step only can be unstable over hundreds (errors growing ~8 % per step); the unrolled loss
@@ -316,7 +316,7 @@ class _UnrolledLoss(nn.Module):
     def forward(self, positions: Tensor, edge_box: Tensor, edge_index: Tensor, rest_length: Tensor,
                 node_graph: Tensor, lead: int = 0) -> Tensor:
         """Loss over the last edge_box.shape[0] - lead steps; the first `lead` steps carry no gradient."""
-        from lmp_gnn.rollout import advance
+        from lmp_gnn.rules import advance
 
         model = self.model
         h, steps = model.config.history, edge_box.shape[0]

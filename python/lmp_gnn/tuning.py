@@ -41,8 +41,8 @@ import numpy as np
 import scipy.linalg
 from scipy.spatial import cKDTree
 
-from lmp_gnn.elastic import (FloppyNetworkError, bond_geometry, compatibility_matrix, elastic_matrix, strain_vectors,
-                             uniaxial_response)
+from lmp_gnn.elastic import (FloppyNetworkError, bond_geometry, compatibility_matrix, elastic_matrix, nu_from_matrix,
+                             strain_vectors, uniaxial_response)
 from lmp_gnn.network import Network
 
 NU_RANGE = (-0.6, 0.4)
@@ -133,7 +133,7 @@ def tune_poisson(net: Network, target_nu: float, tol: float = 0.01, *, objective
         raise ValueError(f"expected an unstressed network (|l - l_r|/l_r ≤ 1e-9 for every bond), "
                          f"got max {strain_err:.3g}; tuning assumes bonds at rest length")
     C0, _, diag0 = elastic_matrix(net)  # raises FloppyNetworkError
-    nu0 = _nu(C0)
+    nu0 = nu_from_matrix(C0)
     uni0 = uniaxial_response(net, "x")
 
     N, M = net.n_nodes, net.n_bonds
@@ -162,7 +162,7 @@ def tune_poisson(net: Network, target_nu: float, tol: float = 0.01, *, objective
         """(ν, ν_box, ν_est) of the current state (S [3,3] = A·C, Z [2N-2, 3] = G Y)."""
         e = np.array([1.0, -S[1, 0] / S[1, 1], 0.0])
         u = -Z @ e
-        return _nu(S), -e[1], -(e[1] + ell_y @ u) / (1.0 + ell_x @ u)
+        return nu_from_matrix(S), -e[1], -(e[1] + ell_y @ u) / (1.0 + ell_x @ u)
 
     G = fresh_G()
     Y = np.asarray(beta.T @ (k[:, None] * a))  # [2N-2, 3]
@@ -266,7 +266,7 @@ def tune_poisson(net: Network, target_nu: float, tol: float = 0.01, *, objective
     removed_final = removed[:n_kept_removals]
     tuned = _subnetwork(net, keep)
     C1, _, diag = elastic_matrix(tuned)  # from scratch; raises FloppyNetworkError if something went wrong
-    nu1 = _nu(C1)
+    nu1 = nu_from_matrix(C1)
     uni1 = uniaxial_response(tuned, "x")
     dev1 = float(deviation(nu1, uni1["nu_box"], uni1["nu_est"]))
     report = {
@@ -339,13 +339,6 @@ def _nonaffinity(Z, g, W, c, ey, N, mask_x, mask_y):
     return (sq - (sx ** 2 + sy ** 2) / N) / N
 
 
-def _nu(C: np.ndarray) -> float:
-    c11a = 0.5 * (C[0, 0] + C[1, 1])
-    c12a = 0.5 * (C[0, 1] + C[1, 0])
-    B, G = 0.5 * (c11a + c12a), 0.5 * (c11a - c12a)
-    return float((B - G) / (B + G))
-
-
 def _subnetwork(net: Network, keep_bonds: np.ndarray) -> Network:
     """The network with only the bonds where keep_bonds [M] is True (all nodes kept)."""
     return Network(net.positions.copy(), net.box.copy(), net.bonds[keep_bonds], net.rest_length[keep_bonds],
@@ -409,7 +402,7 @@ def tune_positions(net: Network, target_nu: float, tol: float = 0.01, *, objecti
     if strain_err > 1e-9:
         raise ValueError(f"expected an unstressed network (|l - l_r|/l_r ≤ 1e-9 for every bond), got max {strain_err:.3g}")
     C0, _, _ = elastic_matrix(net)
-    nu0 = _nu(C0)
+    nu0 = nu_from_matrix(C0)
     box = torch.tensor(net.box, dtype=torch.float64)
     bi = torch.tensor(net.bonds[:, 0])
     bj = torch.tensor(net.bonds[:, 1])
@@ -481,7 +474,7 @@ def tune_positions(net: Network, target_nu: float, tol: float = 0.01, *, objecti
     rest = lengths * scale
     tuned = Network(pos_f, box_f, net.bonds.copy(), rest, 1.0 / rest, net.node_type.copy(), dict(net.info))
     C1, _, diag = elastic_matrix(tuned)
-    nu1 = _nu(C1)
+    nu1 = nu_from_matrix(C1)
     uni1 = uniaxial_response(tuned, "x")
     dev1 = max(abs(v - target_nu) for v in ([nu1] if objective == "nu" else [nu1, uni1["nu_box"], uni1["nu_est"]]))
     report = {

@@ -1,0 +1,124 @@
+"""The physical rules of a learned step: the one Python definition of each.
+
+The C++ definitions of `fix gnn/rollout` are in csrc/gnn_rules.h; tests/test_rule_parity.py holds
+the two equal in float64 on random inputs (through `lmp_gnn._core`). Every caller in the package
+(the rollout, training's push-forward and unrolled loss, the Python bridge, the driver, the
+analysis) uses these; change both homes or neither. docs/formats.md ("The learned step") states
+the rules for users.
+
+Conventions: positions [N, 2] are unwrapped (each node followed continuously across periodic
+boundaries) and measured from the box centre; box lengths [2]; axis 0 = x is the driven
+(compressed) axis, axis 1 = y the free one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lmp_gnn.features import minimum_image
+
+DRIVEN_AXIS = 0   # x: the box length follows the protocol, -Δl per step
+FREE_AXIS = 1     # y: the box length follows the learned motion
+
+
+# ---------------------------------------------------------------------------- advance
+def advance(r: Tensor, velocities: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+    """One learned step: v(t+1) = v(t) + a(t), r(t+1) = r(t) + v(t+1).
+
+    r [N, 2], velocities [h, N, 2] newest first, a [N, 2] -> (r(t+1), velocities shifted by one,
+    v(t+1) first). Differentiable (training's unrolled loss backpropagates through it).
+    """
+    v_new = velocities[0] + a
+    return r + v_new, torch.cat([v_new.unsqueeze(0), velocities[:-1]], dim=0)
+
+
+# ---------------------------------------------------------------------------- box rule
+def free_axis_strain(positions: Tensor, box: Tensor, displacement: Tensor, axis: int = FREE_AXIS) -> Tensor:
+    """Affine strain increment along `axis` fitted to a step's displacement field.
+
+    eps = Σ_i u_i y_i / Σ_i y_i² with y_i the node coordinate along `axis` wrapped into the box
+    centred at the origin at the start of the step, and u_i the displacement r(t+1) - r(t).
+    """
+    y = minimum_image(positions[:, axis], box[axis])
+    return (displacement[:, axis] * y).sum() / (y * y).sum()
+
+
+def box_rule(box: Tensor, delta_l: float, eps: Tensor | float, driven: int = DRIVEN_AXIS) -> Tensor:
+    """The box after one learned step: the driven length - Δl, the free length × (1 + eps).
+
+    Applied recursively (L(t+1) from L(t)), the box stays centred at the origin, and node
+    positions are not rescaled: the model moves the nodes, the box only follows them.
+    """
+    new = box.clone()
+    new[driven] = box[driven] - delta_l
+    new[1 - driven] = box[1 - driven] * (1.0 + eps)
+    return new
+
+
+# ---------------------------------------------------------------------------- unwrap
+def unwrap(x: np.ndarray, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Positions followed continuously across periodic boundaries: R = x + n L.
+
+    x [N, 2] wrapped positions, image [N, 2] LAMMPS image flags n, box [2] lengths.
+    """
+    return np.asarray(x, dtype=np.float64) + np.asarray(image, dtype=np.float64) * np.asarray(box, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------- hand-over to MD
+def hand_over_velocity(u: np.ndarray, r: np.ndarray, box: np.ndarray, box_new: np.ndarray,
+                       md_time: float) -> np.ndarray:
+    """The MD velocity [N, 2] that continues a learned step.
+
+    In MD the box carries the affine part of the motion (fix deform's remap of x, the barostat's
+    dilation of y), so the velocity is the step's displacement u [N, 2] less the affine
+    displacement strain · minimum_image(r) of the box change box -> box_new, per MD time
+    (md_time = MD steps per learned step × timestep). r [N, 2]: positions before the step,
+    measured from the box centre.
+    """
+    box, box_new = np.asarray(box, dtype=np.float64), np.asarray(box_new, dtype=np.float64)
+    strain = box_new / box - 1.0
+    r = np.asarray(r, dtype=np.float64)
+    wrapped = r - box * np.round(r / box)
+    return (np.asarray(u, dtype=np.float64) - strain * wrapped) / md_time
+
+
+# ---------------------------------------------------------------------------- ν_est
+def estimator_images(r0: np.ndarray, box0: np.ndarray) -> np.ndarray:
+    """[N, 2] the image n0 = round(r0 / L0) of each node in the reference configuration.
+
+    ν_est measures each node's distance from the box centre from this image on, following the
+    node continuously: |r(t) - n0 L(t)|. Wrapping instead into the current box would make the
+    estimate jump in slope whenever a node crosses the boundary.
+    """
+    return np.round(np.asarray(r0, dtype=np.float64) / np.asarray(box0, dtype=np.float64))
+
+
+def estimator_sums(r: np.ndarray, box: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """[2] Σ_i |r_i - n0_i L| per axis: the nodes' summed distance from the box centre."""
+    r, box = np.asarray(r, dtype=np.float64), np.asarray(box, dtype=np.float64)
+    return np.abs(r - images * box).sum(axis=0)
+
+
+def nu_estimator_from_sums(sum0: np.ndarray, sumt: np.ndarray, driven: int = DRIVEN_AXIS) -> float:
+    """ν_est = -e_free / e_driven, e = Σ(t)/Σ(0) - 1 the estimated strain of each axis.
+
+    The paper's D_η = l0_η Σ(t)/Σ(0) - l0_η divided by l0_η: the strain form, which equals the
+    imposed ν for an affine deformation of any box (the literal -D_y/D_x is off by l0_y/l0_x).
+    """
+    strain = np.asarray(sumt, dtype=np.float64) / np.asarray(sum0, dtype=np.float64) - 1.0
+    if strain[driven] == 0:
+        raise ValueError("expected a configuration strained along the driven axis, got no strain")
+    return float(-strain[1 - driven] / strain[driven])
+
+
+def nu_estimator(r0: np.ndarray, rt: np.ndarray, box0: np.ndarray, boxt: np.ndarray,
+                 driven: int = DRIVEN_AXIS) -> float:
+    """The paper's ν_est between a reference configuration and a later one of the same nodes.
+
+    r0, rt [N, 2]: unwrapped positions measured from the box centre (rt followed continuously
+    from r0); box0, boxt [2]: the box lengths of the two.
+    """
+    images = estimator_images(r0, box0)
+    return nu_estimator_from_sums(estimator_sums(r0, box0, images), estimator_sums(rt, boxt, images), driven)

@@ -31,6 +31,16 @@ static void expect_shape(const py::buffer_info &b, const char *name, py::ssize_t
   }
 }
 
+// two [N, 2] arrays of the same N
+static void expect_pair(const py::buffer_info &a, const char *name_a, const py::buffer_info &b,
+                        const char *name_b)
+{
+  expect_shape(a, name_a, 2, 2);
+  expect_shape(b, name_b, 2, 2);
+  if (a.shape[0] != b.shape[0])
+    throw py::value_error(std::string(name_a) + " and " + name_b + " differ in N");
+}
+
 static const double *box_of(const f64 &box)
 {
   auto b = box.request();
@@ -97,9 +107,7 @@ PYBIND11_MODULE(_core, m)
       "free_axis_strain",
       [](f64 positions, f64 box, f64 displacement, int axis) {
         auto p = positions.request(), u = displacement.request();
-        expect_shape(p, "positions", 2, 2);
-        expect_shape(u, "displacement", 2, 2);
-        if (u.shape[0] != p.shape[0]) throw py::value_error("positions and displacement differ in N");
+        expect_pair(p, "positions", u, "displacement");
         if (axis < 0 || axis > 1) throw py::value_error("expected axis 0 or 1, got " + std::to_string(axis));
         return LMPGNN::free_axis_strain(p.shape[0], static_cast<const double *>(p.ptr), box_of(box),
                                         static_cast<const double *>(u.ptr), axis);
@@ -170,9 +178,7 @@ PYBIND11_MODULE(_core, m)
       "unwrap",
       [](f64 x, py::array_t<int, py::array::c_style | py::array::forcecast> image, f64 box) {
         auto xb = x.request(), ib = image.request();
-        expect_shape(xb, "x", 2, 2);
-        expect_shape(ib, "image", 2, 2);
-        if (ib.shape[0] != xb.shape[0]) throw py::value_error("x and image differ in N");
+        expect_pair(xb, "x", ib, "image");
         const double *L = box_of(box);
         py::array_t<double> out({xb.shape[0], (py::ssize_t) 2});
         double *o = out.mutable_data();
@@ -188,9 +194,7 @@ PYBIND11_MODULE(_core, m)
       "hand_over_velocity",
       [](f64 u, f64 r, f64 box, f64 box_new, double md_time) {
         auto ub = u.request(), rb = r.request();
-        expect_shape(ub, "u", 2, 2);
-        expect_shape(rb, "r", 2, 2);
-        if (ub.shape[0] != rb.shape[0]) throw py::value_error("u and r differ in N");
+        expect_pair(ub, "u", rb, "r");
         const double *L = box_of(box), *Ln = box_of(box_new);
         const double strain[2] = {LMPGNN::box_strain(L[0], Ln[0]), LMPGNN::box_strain(L[1], Ln[1])};
         py::array_t<double> out({ub.shape[0], (py::ssize_t) 2});
@@ -208,9 +212,7 @@ PYBIND11_MODULE(_core, m)
       "nu_estimator",
       [](f64 r0, f64 rt, f64 box0, f64 boxt, int driven) {
         auto a = r0.request(), b = rt.request();
-        expect_shape(a, "r0", 2, 2);
-        expect_shape(b, "rt", 2, 2);
-        if (a.shape[0] != b.shape[0]) throw py::value_error("r0 and rt differ in N");
+        expect_pair(a, "r0", b, "rt");
         if (driven < 0 || driven > 1) throw py::value_error("expected driven axis 0 or 1");
         return LMPGNN::nu_estimator(a.shape[0], static_cast<const double *>(a.ptr),
                                     static_cast<const double *>(b.ptr), box_of(box0), box_of(boxt),

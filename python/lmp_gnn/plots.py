@@ -35,6 +35,15 @@ def _figure(nrows: int, ncols: int, width: float, height: float, **kw: Any):
     return fig, axes
 
 
+def _grid(n: int, ncols: int, width: float, height: float):
+    """A figure with n panels in rows of at most ncols; the unused axes of the last row hidden."""
+    ncols = min(ncols, n)
+    fig, axes = _figure(-(-n // ncols), ncols, width, height)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
     if path is not None:
         fig.savefig(path, dpi=120)
@@ -125,11 +134,7 @@ def plot_parity(panels: Sequence[Mapping[str, Any]], path: str | os.PathLike | N
 
     if not panels:
         raise ValueError("expected at least one parity panel, got none")
-    ncols = min(ncols, len(panels))
-    nrows = -(-len(panels) // ncols)
-    fig, axes = _figure(nrows, ncols, 3.2, 3.2)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
+    fig, axes = _grid(len(panels), ncols, 3.2, 3.2)
     for ax, panel in zip(axes.flat, panels):
         true = np.array([np.nan if v is None else v for v in panel["true"]], dtype=float)
         lo, hi = np.inf, -np.inf
@@ -201,11 +206,7 @@ def plot_network_overlay(frames: Sequence[Mapping[str, Any]], bonds: np.ndarray,
     """
     if not frames:
         raise ValueError("expected at least one frame, got none")
-    ncols = min(ncols, len(frames))
-    nrows = -(-len(frames) // ncols)
-    fig, axes = _figure(nrows, ncols, 4.0, 4.0)
-    for ax in axes.flat[len(frames):]:
-        ax.set_visible(False)
+    fig, axes = _grid(len(frames), ncols, 4.0, 4.0)
     for ax, frame in zip(axes.flat, frames):
         half = np.zeros(2)
         for who in ("true", "baseline", "learned"):

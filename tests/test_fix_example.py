@@ -74,3 +74,26 @@ def test_interleave_examples_run(tmp_path):
     m = re.search(r"learned block: (\d+) steps, Lx ([0-9.]+)", text)
     assert m and m.group(1) == "10" and m.group(2) == "15.9700", text[-3000:]
     assert "interleave done" in text
+
+
+def test_pylammps_driver_example_runs(tmp_path):
+    """examples/driver/pylammps_switch.py: PyLammps runs MD with a shadow fix, learned leaps, MD."""
+    root = Path(__file__).resolve().parents[1] / "examples"
+    for name in ("leap", "driver"):
+        shutil.copytree(root / name, tmp_path / name,
+                        ignore=shutil.ignore_patterns("*.pt", "*.data", "log.*", "*.dump"))
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    env["OMP_NUM_THREADS"] = "1"
+    out = subprocess.run([sys.executable, "pylammps_switch.py"], cwd=tmp_path / "driver", env=env,
+                         capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    warm = re.search(r"MD warm-up: (\d+) snapshots, nu_est ([-0-9.e+]+)", text)
+    learned = re.search(r"learned: (\d+) steps, [0-9.]+ ms per model call, Lx ([0-9.]+)", text)
+    final = re.search(r"MD again: Lx ([0-9.]+), Ly [0-9.]+, strain ([0-9.]+)", text)
+    assert warm and learned and final, text[-3000:]
+    assert warm.group(1) == "6"                       # snapshots 0..5 of 5000 MD steps
+    assert learned.group(1) == "10"
+    # Lx: 16 - 5 snapshots x 0.002 (MD) - 10 x 0.002 (learned) = 15.97; then 5000 MD steps more
+    assert float(learned.group(2)) == pytest.approx(15.97, abs=1e-6)
+    assert float(final.group(1)) == pytest.approx(15.96, abs=1e-4)

@@ -15,6 +15,7 @@ import sys
 COMMANDS = {
     "networks": ("lmp_gnn.commands.networks", "generate disordered elastic networks and tune their Poisson's ratio"),
     "simulate": ("lmp_gnn.commands.simulate", "compress networks with LAMMPS MD and write trajectories"),
+    "import": ("lmp_gnn.commands.import_dump", "turn a LAMMPS data file and dump of a compression into a trajectory"),
     "train": ("lmp_gnn.commands.train", "train a GNN simulator on trajectories"),
     "export": ("lmp_gnn.commands.export", "export a checkpoint to TorchScript for fix gnn/rollout"),
     "rollout": ("lmp_gnn.commands.rollout", "learned rollout of trajectories in Python (the reference)"),

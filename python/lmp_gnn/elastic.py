@@ -268,6 +268,15 @@ def elastic_constants(net: Network, *, check_floppy: bool = True) -> ElasticCons
     return ElasticConstants.from_matrix(C, Caff, float(net.box[0] * net.box[1]))
 
 
+def linear_nu(net: Network) -> float | None:
+    """The linear-response ν of `net`, or None where it has none: a floppy network, or one not at
+    mechanical equilibrium (e.g. a data file of a pre-stressed network)."""
+    try:
+        return float(elastic_constants(net).nu)
+    except ValueError:   # FloppyNetworkError is a ValueError too
+        return None
+
+
 # ---------------------------------------------------------------------------- LAMMPS check
 def lammps_elastic_constants(net: Network, strain: float = 1e-6, *, ftol: float | None = None,
                              max_iter: int = 200_000) -> ElasticConstants:

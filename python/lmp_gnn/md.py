@@ -180,7 +180,7 @@ def relaxed_lammps(net: Network, *, timestep: float, temperature: float, damp: f
     segment (Berendsen on y, the thermostat, nve, enforce2d last) and `relax_steps` MD steps
     without deformation; the caller adds `fix deform`. Timestep counter at 0 before the MD.
     """
-    lmp = _setup(net, timestep=timestep, log=log)
+    lmp = bonded_lammps(net, timestep=timestep, log=log)
     try:
         cmd = lmp.command
         if minimize:
@@ -204,7 +204,7 @@ def relaxed_lammps(net: Network, *, timestep: float, temperature: float, damp: f
     return lmp
 
 
-def _setup(net: Network, *, timestep: float, log):
+def bonded_lammps(net: Network, *, timestep: float, log: str | os.PathLike | None = None):
     """A LAMMPS instance with `net` read (centred box), bonded interactions only."""
     from lmp_gnn._lammps import new_lammps
 
@@ -274,7 +274,7 @@ def athermal_compression(net: Network, strain: float, *, increments: int = 10, f
     t0 = time.perf_counter()
     lx0, ly0 = (float(v) for v in net.box)
     out = {"strain": [], "nu_box": [], "nu_est": []}
-    lmp = _setup(net, timestep=0.05, log=None)
+    lmp = bonded_lammps(net, timestep=0.05)
     try:
         cmd = lmp.command
         cmd("min_style cg")

@@ -2,7 +2,8 @@
 
     lmp-gnn simulate NETWORKS_DIR -o TRAJ_DIR [--workers 2] [--temperature 1e-10] ...
 
-Each `NAME.data` (LAMMPS data file, optional `NAME.json` sidecar with `nu_linear`) becomes
+Each `NAME.data` (LAMMPS data file, optional `NAME.json` sidecar with `nu_linear`; without one,
+`nu_linear` is the network's own linear response, `lmp_gnn.elastic.linear_nu`) becomes
 `TRAJ_DIR/NAME.npz` (docs/formats.md). Existing outputs are skipped, so a killed run resumes
 where it stopped; each file is written atomically, so a kill loses only the networks in flight.
 Each worker process runs its own LAMMPS (serial). A summary is printed and written to
@@ -165,6 +166,10 @@ def _simulate_one(task) -> dict:
             stale.unlink(missing_ok=True)
         net = Network.read_lammps_data(data_file)
         nu_linear = sidecar_nu_linear(read_sidecar(data_file))
+        if nu_linear is None:     # a foreign data file: the network's own linear response
+            from lmp_gnn.elastic import linear_nu
+
+            nu_linear = linear_nu(net)
         net.info["nu_linear"] = nu_linear
         traj = compress(net, seed=seed, **params)
         traj.metadata["network"] = data_file.name
@@ -213,7 +218,8 @@ def _print_summary(s: dict) -> None:
             lines.append(f"ν box at {pct:.3g} % vs linear response ({c['count']} networks): mean diff {c['mean_diff']:+.4f}, "
                          f"RMS {c['rms_diff']:.4f}, max |diff| {c['max_abs_diff']:.4f}")
         else:
-            lines.append("ν linear response: no sidecar with nu_linear")
+            lines.append("ν linear response: none (no sidecar, and the networks are floppy or not at "
+                         "mechanical equilibrium in their data files)")
         c = s["nu_est_vs_box"]
         lines.append(f"ν_est vs ν box at {pct:.3g} %: mean diff {c['mean_diff']:+.4f}, RMS {c['rms_diff']:.4f}, "
                      f"max |diff| {c['max_abs_diff']:.4f}")

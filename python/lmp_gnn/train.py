@@ -1,4 +1,4 @@
-"""Training of the learned simulator (`lmp-gnn train`).
+"""Training of the learned simulator (`lmp-gnn train`); the configuration is lmp_gnn.train_config.
 
 - Data: trajectory npz files (docs/formats.md) from `data.train` (files, directories, globs);
   validation from `data.val`, or a split of the training files by network
@@ -6,24 +6,20 @@
 - Objective: MSE between predicted and true accelerations, both normalised by the model's
   online target normaliser (PAPER.md §II); the normalisers accumulate mean/variance of node
   features, edge features and targets over every batch seen (synchronised across ranks).
+- Push-forward (`train.pushforward` = p): that share of batches (one draw per step, the same on
+  every rank) takes its inputs from the model's own one-step prediction; those batches do not
+  update the normalisers.
 - Unrolled training (`train.unroll` = K > 1): each window is rolled K learned steps from its true
   history (lmp_gnn.rules.advance, gradients through every step) and the loss is the mean over
   the K steps of the squared position error in units of the target normaliser's std, which for
-  K = 1 is the one-step loss. Learned steps feed their own velocities back, so a model trained on
-  one step only can be unstable over hundreds (errors growing ~8 % per step); the unrolled loss
-  sees that growth. Edge features use the true box of each step (the box rule of a rollout only
-  moves the periodic images of the few bonds that cross the boundary; a 1000-step fine-tuning
-  stage with the free axis evolved by that rule instead ended where it ends with the true box:
-  ν_est at 4.5 % 0.051 / 0.932 against 0.049 / 0.936). Usually a fine-tuning stage: `train.init`
-  (`--init`) starts from a trained checkpoint's weights and normalisers.
+  K = 1 is the one-step loss. Edge features use the true box of each step. Usually a fine-tuning
+  stage: `train.init` (`--init`) starts from a trained checkpoint's weights and normalisers.
   With `train.unroll_lead` = M, each batch first rolls m ~ U{0..M} learned steps without gradients
-  (from the true history m snapshots earlier), so the loss also starts from states the model
-  reaches itself after up to M steps, off the true path, and the true path is the target there
-  too (the compression is quasi-static: the true motion from a nearby state relaxes onto it).
+  (from the true history m snapshots earlier), so the loss starts from a state the model reached
+  itself, and the true path is the target from there.
   With `train.strain_weight` = w, each step's error also counts w times more through its
   homogeneous-strain part (`strain_part`: the least-squares affine fit of the error field over
-  each network), the part Poisson's ratio is read from: up to half of a long rollout's error on
-  auxetic networks (benchmarks/strain_error.py), while a per-node MSE over K steps hardly sees it.
+  each network), the part Poisson's ratio is read from.
 - Optimiser: Adam; learning rate decays exponentially from `lr` to `lr_final` over the
   configured `steps`: lr(s) = lr · (lr_final / lr)^(s / steps) (the paper: 1e-4 -> 1e-6).
 - A step = one batch of `batch_size` graphs (windows) per process, drawn uniformly at random
@@ -34,9 +30,12 @@
   a short learned rollout (lmp_gnn.rollout) vs the baseline rollout r(t+1) = 2r(t) - r(t-1).
 - Checkpoints: `<out>/last.pt` (every `ckpt_every` steps and at the end), `<out>/best.pt`
   (lowest validation one-step MSE); metrics as JSON lines in `<out>/metrics.jsonl`; the
-  resolved config in `<out>/config.yaml`.
+  resolved config in `<out>/config.yaml` and in every checkpoint (`train_config`, the dict form
+  `TrainConfig.from_dict` reads).
 - Distributed: under `torchrun --nproc_per_node P`, DistributedDataParallel with gloo on CPU
   (NCCL on CUDA); rank 0 validates, logs and writes checkpoints.
+
+Why these choices, and what each stage of the shipped model's training gave: docs/training.md.
 """
 
 from __future__ import annotations

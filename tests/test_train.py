@@ -15,6 +15,7 @@ from lmp_gnn.cli import main as cli_main
 from lmp_gnn.dataset import load_trajectories, split_by_network, WindowDataset
 from lmp_gnn.export import export_checkpoint, load_checkpoint, load_exported, model_from_checkpoint
 from lmp_gnn.train import ConfigError, _batch_generator, load_config, lr_factor, run_training
+from lmp_gnn.train_config import DataConfig, LoopConfig, TrainConfig
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def quiet(*_args, **_kwargs):
 def test_training_lowers_the_loss_and_exports(tmp_path):
     data = compressed_networks()
     cfg = config(tmp_path, latent=64, steps=150, batch_size=4, log_every=25)
-    cfg["data"]["val"] = [str(data / "net0.npz"), str(data / "net1.npz"), str(data / "net2.npz")]
+    cfg = cfg.updated({"data": {"val": [str(data / "net0.npz"), str(data / "net1.npz"), str(data / "net2.npz")]}})
     summary = run_training(cfg, log=quiet)
     lines = [json.loads(s) for s in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in lines if "loss" in e]
@@ -52,6 +53,7 @@ def test_training_lowers_the_loss_and_exports(tmp_path):
     assert ckpt["step"] == 150 and ckpt["hparams"]["latent"] == 64 and ckpt["train_config"]["train"]["steps"] == 150
     assert ckpt["data_meta"]["delta_l"] == 2e-3 and ckpt["optimizer_state"]["state"]
     assert ckpt["lmp_gnn_version"] and (tmp_path / "run" / "best.pt").exists()
+    assert TrainConfig.from_dict(ckpt["train_config"]) == cfg
     assert ckpt["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
     # export the trained model and check it against the eager model on a real window
     meta = export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "model.pt")
@@ -103,7 +105,79 @@ def test_config_errors_and_example_config(tmp_path):
     with pytest.raises(ValueError, match="history: expected 1..3"):
         load_config(None, {"model": {"history": 5}})
     cfg = load_config(REPO / "examples" / "train_small.yaml")
-    assert cfg["model"]["history"] == 3 and cfg["train"]["lr"] == 1e-4 and cfg["train"]["lr_final"] == 1e-6
+    assert cfg.model.history == 3 and cfg.train.lr == 1e-4 and cfg.train.lr_final == 1e-6
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # bad types
+    ({"train": {"steps": "ten"}}, "train.steps: expected a positive integer, got 'ten'"),
+    ({"train": {"batch_size": 2.5}}, "train.batch_size: expected a positive integer, got 2.5"),
+    ({"train": {"unroll": True}}, "train.unroll: expected a positive integer, got True"),
+    ({"train": {"lr": "fast"}}, "train.lr: expected a number > 0, got 'fast'"),
+    ({"train": {"progress": "yes"}}, "train.progress: expected true or false, got 'yes'"),
+    ({"train": {"init": 3}}, "train.init: expected a checkpoint path or null, got 3"),
+    ({"train": {"dtype": "float16"}}, "train.dtype: expected one of float32, float64, got 'float16'"),
+    ({"train": {"device": "gpu"}}, "train.device: expected auto, cpu, cuda or cuda:N, got 'gpu'"),
+    ({"data": {"train": [3]}}, "data.train: expected trajectory files, directories or globs, got 3 in \\[3\\]"),
+    ({"data": {"noise_target": "force"}}, "data.noise_target: expected one of velocity, position, got 'force'"),
+    ({"model": {"residual": "no"}}, "ModelConfig.residual: expected true or false, got 'no'"),
+    ({"model": {"prior": "one"}}, "ModelConfig.prior: expected a number, got 'one'"),
+    ({"out": 5}, "out: expected a folder path, got 5"),
+    ({"train": 5}, "config section 'train': expected a mapping, got int"),
+    # out of range
+    ({"train": {"lr_final": 0}}, "train.lr_final: expected a number > 0, got 0"),
+    ({"train": {"pushforward": 1.5}}, "train.pushforward: expected a number >= 0 and <= 1, got 1.5"),
+    ({"train": {"grad_clip": -1}}, "train.grad_clip: expected a number >= 0, got -1"),
+    ({"train": {"time_limit": float("inf")}}, "train.time_limit: expected a number >= 0, got inf"),
+    ({"train": {"rollout_start": -1}}, "train.rollout_start: expected an integer >= 0, got -1"),
+    ({"data": {"val_fraction": 1}}, "data.val_fraction: expected a number >= 0 and < 1, got 1"),
+    ({"data": {"noise_std": -1e-6}}, "data.noise_std: expected a number >= 0, got -1e-06"),
+    ({"data": {"event_ratio": -1}}, "data.event_ratio: expected a number >= 0, got -1"),
+    # unknown keys
+    ({"data": {"noise": 1e-6}}, "unknown config key 'data.noise'; expected one of \\['event_ratio', 'noise_std'"),
+    ({"model": {"width": 64}}, "unknown config key 'model.width'; expected one of \\['hidden', 'history'"),
+    ({"output": "runs/x"}, "unknown config key 'output'; expected one of \\['data', 'model', 'out', 'train'\\]"),
+])
+def test_config_errors_name_the_key_the_value_and_what_is_expected(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(None, overrides)
+
+
+def test_config_sections_check_themselves_and_read_numbers_yaml_leaves_as_strings(tmp_path):
+    with pytest.raises(ConfigError, match="train.val_every: expected a positive integer, got 0"):
+        LoopConfig(val_every=0)
+    with pytest.raises(ConfigError, match="data.split_seed: expected an integer, got '0'"):
+        DataConfig(split_seed="0")
+    with pytest.raises(ConfigError, match="expected train.pushforward = 0 and data.noise_std = 0 with it, "
+                                          "got 0.0 and 1e-06"):
+        TrainConfig(data=DataConfig(noise_std=1e-6), train=LoopConfig(unroll=2))
+    # YAML 1.1 reads 1e-3 (no dot) as a string; as a float value it is the number
+    f = tmp_path / "c.yaml"
+    f.write_text("train: {lr: 1e-3, lr_final: 1.0e-5, strain_weight: 2, unroll: 2}\ndata: {train: x.npz}\n")
+    cfg = load_config(f, {"train": {"grad_clip": "1"}})
+    assert cfg.train.lr == 1e-3 and cfg.train.lr_final == 1e-5 and cfg.train.grad_clip == 1.0
+    assert type(cfg.train.strain_weight) is float and cfg.data.train == ["x.npz"]
+    assert cfg.updated({"train": {"steps": 7}}).train.steps == 7 and cfg.train.steps == LoopConfig().steps
+
+
+def test_train_config_reads_the_dict_form_checkpoints_store():
+    cfg = load_config(None, {"data": {"train": ["a.npz"]}, "model": {"latent": 16, "prior": 1.0},
+                             "train": {"unroll": 4, "unroll_lead": 2, "init": "runs/x/last.pt"}, "out": "runs/y"})
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    # a checkpoint's train_config written before the typed config (values as the YAML gave them)
+    # and before unroll, unroll_lead, strain_weight, init, event_ratio, noise_target and model.prior
+    old = {"data": {"train": ["data/trajectories"], "val": [], "val_fraction": 0.1, "split_seed": 0,
+                    "noise_std": "3e-6"},
+           "model": {"history": 3, "layers": 1, "latent": 128, "hidden": 128, "mlp_layers": 2, "residual": True,
+                     "layer_norm": False, "std_epsilon": 1e-12, "std_rel_epsilon": 1e-4},
+           "train": {"steps": 12000, "batch_size": 8, "lr": "1e-3", "lr_final": 1e-5, "seed": 0, "dtype": "float32",
+                     "device": "auto", "num_threads": 2, "grad_clip": 0, "pushforward": 0.5, "log_every": 100,
+                     "val_every": 1000, "val_windows": 512, "rollout_steps": 50, "rollout_trajectories": 4,
+                     "rollout_start": 2, "ckpt_every": 1000, "time_limit": 60, "progress": True},
+           "out": "runs/paper"}
+    cfg = TrainConfig.from_dict(old)
+    assert cfg.data.noise_std == 3e-6 and cfg.data.event_ratio == 100.0 and cfg.model.prior == 0.0
+    assert cfg.train.lr == 1e-3 and cfg.train.unroll == 1 and cfg.train.init is None and cfg.out == "runs/paper"
 
 
 def test_cli_train_with_flags(tmp_path):
@@ -157,8 +231,7 @@ def test_resume_refuses_data_of_another_delta_l(tmp_path):
     for name, traj in load_trajectories([compressed_networks()]):
         traj.metadata["delta_l"] = 4e-3
         save_trajectory(other / f"{name}.npz", traj)
-    cfg = config(tmp_path, steps=4)
-    cfg["data"]["train"] = [str(other)]
+    cfg = config(tmp_path, steps=4).updated({"data": {"train": [str(other)]}})
     with pytest.raises(ConfigError, match="expected training data with the checkpoint's delta_l 0.002, got 0.004"):
         run_training(cfg, resume=tmp_path / "run" / "last.pt", log=quiet)
 
@@ -266,7 +339,7 @@ def test_unroll_config_errors():
         load_config(None, {"train": {"unroll": 2, "unroll_lead": -1}})
     with pytest.raises(ConfigError, match="train.strain_weight weighs the unrolled loss"):
         load_config(None, {"train": {"strain_weight": 1.0}})
-    with pytest.raises(ConfigError, match="train.strain_weight: expected >= 0, got -1"):
+    with pytest.raises(ConfigError, match="train.strain_weight: expected a number >= 0, got -1"):
         load_config(None, {"train": {"unroll": 2, "strain_weight": -1}})
 
 

@@ -55,6 +55,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import math
+import numbers
 import os
 import sys
 import tempfile
@@ -127,6 +128,13 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ModelConfig.{name}: expected a positive integer, got {value!r}")
+        for name in ("residual", "layer_norm"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"ModelConfig.{name}: expected true or false, got {getattr(self, name)!r}")
+        for name in ("std_epsilon", "std_rel_epsilon", "prior"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"ModelConfig.{name}: expected a number, got {value!r}")
         if self.history > 3:
             raise ValueError(f"ModelConfig.history: expected 1..3 (feature contract), got {self.history}")
         if not math.isfinite(self.prior) or (self.prior != 0.0 and self.history < 2):

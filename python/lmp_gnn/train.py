@@ -1,4 +1,4 @@
-"""Training of the learned simulator (`lmp-gnn train`).
+"""Training of the learned simulator (`lmp-gnn train`); the configuration is lmp_gnn.train_config.
 
 - Data: trajectory npz files (docs/formats.md) from `data.train` (files, directories, globs);
   validation from `data.val`, or a split of the training files by network
@@ -6,24 +6,20 @@
 - Objective: MSE between predicted and true accelerations, both normalised by the model's
   online target normaliser (PAPER.md §II); the normalisers accumulate mean/variance of node
   features, edge features and targets over every batch seen (synchronised across ranks).
+- Push-forward (`train.pushforward` = p): that share of batches (one draw per step, the same on
+  every rank) takes its inputs from the model's own one-step prediction; those batches do not
+  update the normalisers.
 - Unrolled training (`train.unroll` = K > 1): each window is rolled K learned steps from its true
   history (lmp_gnn.rules.advance, gradients through every step) and the loss is the mean over
   the K steps of the squared position error in units of the target normaliser's std, which for
-  K = 1 is the one-step loss. Learned steps feed their own velocities back, so a model trained on
-  one step only can be unstable over hundreds (errors growing ~8 % per step); the unrolled loss
-  sees that growth. Edge features use the true box of each step (the box rule of a rollout only
-  moves the periodic images of the few bonds that cross the boundary; a 1000-step fine-tuning
-  stage with the free axis evolved by that rule instead ended where it ends with the true box:
-  ν_est at 4.5 % 0.051 / 0.932 against 0.049 / 0.936). Usually a fine-tuning stage: `train.init`
-  (`--init`) starts from a trained checkpoint's weights and normalisers.
+  K = 1 is the one-step loss. Edge features use the true box of each step. Usually a fine-tuning
+  stage: `train.init` (`--init`) starts from a trained checkpoint's weights and normalisers.
   With `train.unroll_lead` = M, each batch first rolls m ~ U{0..M} learned steps without gradients
-  (from the true history m snapshots earlier), so the loss also starts from states the model
-  reaches itself after up to M steps, off the true path, and the true path is the target there
-  too (the compression is quasi-static: the true motion from a nearby state relaxes onto it).
+  (from the true history m snapshots earlier), so the loss starts from a state the model reached
+  itself, and the true path is the target from there.
   With `train.strain_weight` = w, each step's error also counts w times more through its
   homogeneous-strain part (`strain_part`: the least-squares affine fit of the error field over
-  each network), the part Poisson's ratio is read from: up to half of a long rollout's error on
-  auxetic networks (benchmarks/strain_error.py), while a per-node MSE over K steps hardly sees it.
+  each network), the part Poisson's ratio is read from.
 - Optimiser: Adam; learning rate decays exponentially from `lr` to `lr_final` over the
   configured `steps`: lr(s) = lr · (lr_final / lr)^(s / steps) (the paper: 1e-4 -> 1e-6).
 - A step = one batch of `batch_size` graphs (windows) per process, drawn uniformly at random
@@ -34,22 +30,23 @@
   a short learned rollout (lmp_gnn.rollout) vs the baseline rollout r(t+1) = 2r(t) - r(t-1).
 - Checkpoints: `<out>/last.pt` (every `ckpt_every` steps and at the end), `<out>/best.pt`
   (lowest validation one-step MSE); metrics as JSON lines in `<out>/metrics.jsonl`; the
-  resolved config in `<out>/config.yaml`.
+  resolved config in `<out>/config.yaml` and in every checkpoint (`train_config`, the dict form
+  `TrainConfig.from_dict` reads).
 - Distributed: under `torchrun --nproc_per_node P`, DistributedDataParallel with gloo on CPU
   (NCCL on CUDA); rank 0 validates, logs and writes checkpoints.
+
+Why these choices, and what each stage of the shipped model's training gave: docs/training.md.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -58,143 +55,14 @@ import yaml
 from torch import Tensor, nn
 
 from lmp_gnn import __version__, features
-from lmp_gnn.dataset import (NOISE_TARGETS, DatasetError, GraphBatch, WindowDataset, load_trajectories,
-                             split_by_network, training_metadata)
+from lmp_gnn.dataset import DatasetError, GraphBatch, WindowDataset, load_trajectories, split_by_network, \
+    training_metadata
 from lmp_gnn.export import load_checkpoint, save_checkpoint
 from lmp_gnn.model import GNNSimulator, ModelConfig, OnlineNormalizer, build_model
+from lmp_gnn.train_config import ConfigError, DataConfig, LoopConfig, TrainConfig, load_config
 
-DEFAULT_CONFIG: dict[str, Any] = {
-    "data": {
-        "train": [],            # trajectory files, directories or globs
-        "val": [],              # optional; empty -> split `train` by network
-        "val_fraction": 0.1,    # share of networks held out when `val` is empty
-        "split_seed": 0,
-        "noise_std": 0.0,       # GNS random-walk noise on the newest input velocity (distance/step)
-        "noise_target": "velocity",  # what the target undoes: velocity (GNS) | position (lmp_gnn.dataset)
-        "event_ratio": 100.0,   # leave out windows with accelerations above this x the trajectory median
-                                # (start of compression, snap-through events); 0 keeps all
-
-    },
-    "model": {f.name: f.default for f in fields(ModelConfig)},
-    "train": {
-        "steps": 10000,         # optimiser steps (batches per process)
-        "batch_size": 8,        # graphs per batch per process
-        "lr": 1.0e-4,           # initial learning rate
-        "lr_final": 1.0e-6,     # learning rate at `steps` (exponential decay in between)
-        "seed": 0,
-        "dtype": "float32",     # training dtype of parameters and features
-        "device": "auto",       # auto | cpu | cuda | cuda:N
-        "num_threads": 0,       # torch intra-op threads per process; 0 = leave torch's default
-        "grad_clip": 0.0,       # max gradient norm; 0 = off
-        "pushforward": 0.0,     # share of batches whose inputs are the model's own one-step prediction
-        "unroll": 1,            # learned steps per training window, loss over all of them (docstring)
-        "unroll_lead": 0,       # up to this many learned steps without gradients before the unrolled loss
-        "strain_weight": 0.0,   # extra weight of the strain part of the unrolled loss's error (docstring)
-        "init": None,           # checkpoint whose weights and normalisers start a fresh run (fine-tuning;
-                                # ignored with --resume)
-        "log_every": 50,
-        "val_every": 1000,
-        "val_windows": 512,     # validation windows for the one-step MSE (evenly spaced)
-        "rollout_steps": 20,    # learned steps of the validation rollout
-        "rollout_trajectories": 4,
-        "rollout_start": 2,     # first rollout snapshot is h + rollout_start (past the start-up; docs/protocol.md)
-        "ckpt_every": 1000,
-        "time_limit": 0.0,      # minutes; 0 = none. Stops cleanly and writes last.pt
-        "progress": True,
-    },
-    "out": "runs/train",
-}
-
-
-class ConfigError(ValueError):
-    """A training configuration with unknown keys or bad values."""
-
-
-# ----------------------------------------------------------------------------- config
-
-def _merge(base: dict, override: dict, where: str = "") -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if key not in base:
-            raise ConfigError(f"unknown config key '{where}{key}'; expected one of {sorted(base)}")
-        if isinstance(base[key], dict):
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key '{where}{key}': expected a mapping, got {type(value).__name__}")
-            out[key] = _merge(base[key], value, f"{where}{key}.")
-        else:
-            out[key] = value
-    return out
-
-
-def load_config(path: str | os.PathLike | None = None, overrides: dict | None = None) -> dict:
-    """DEFAULT_CONFIG updated by a YAML file, then by `overrides` (same nesting); unknown keys are errors."""
-    cfg = copy.deepcopy(DEFAULT_CONFIG)
-    if path is not None:
-        with open(path) as f:
-            loaded = yaml.safe_load(f) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a YAML mapping, got {type(loaded).__name__}")
-        cfg = _merge(cfg, loaded)
-        base = Path(path).parent
-        for key in ("train", "val"):   # data paths relative to the config file's folder
-            cfg["data"][key] = [_relative_to(base, p) for p in _as_list(cfg["data"][key])]
-    if overrides:
-        cfg = _merge(cfg, overrides)
-    for key in ("train", "val"):
-        cfg["data"][key] = [str(p) for p in _as_list(cfg["data"][key])]
-    check_config(cfg)
-    return cfg
-
-
-def _as_list(v: Any) -> list:
-    if v is None:
-        return []
-    return list(v) if isinstance(v, (list, tuple)) else [v]
-
-
-def _relative_to(base: Path, p: str) -> str:
-    q = Path(os.path.expanduser(str(p)))
-    if q.is_absolute() or (Path.cwd() / q).exists() or not (base / q).exists():
-        return str(q)
-    return str(base / q)
-
-
-def check_config(cfg: dict) -> None:
-    t = cfg["train"]
-    ModelConfig.from_dict(cfg["model"])      # raises on bad model values
-    for key in ("steps", "batch_size", "log_every", "val_every", "ckpt_every"):
-        if not isinstance(t[key], int) or t[key] < 1:
-            raise ConfigError(f"train.{key}: expected a positive integer, got {t[key]!r}")
-    for key in ("val_windows", "rollout_steps", "rollout_trajectories", "rollout_start", "num_threads"):
-        if not isinstance(t[key], int) or t[key] < 0:
-            raise ConfigError(f"train.{key}: expected an integer >= 0, got {t[key]!r}")
-    if not (float(t["lr"]) > 0 and float(t["lr_final"]) > 0):
-        raise ConfigError(f"train.lr and train.lr_final: expected > 0, got {t['lr']} and {t['lr_final']}")
-    if t["dtype"] not in ("float32", "float64"):
-        raise ConfigError(f"train.dtype: expected float32 or float64, got {t['dtype']!r}")
-    if float(t["time_limit"]) < 0 or float(t["grad_clip"]) < 0:
-        raise ConfigError("train.time_limit and train.grad_clip: expected >= 0")
-    if not isinstance(t["unroll"], int) or isinstance(t["unroll"], bool) or t["unroll"] < 1:
-        raise ConfigError(f"train.unroll: expected a positive integer, got {t['unroll']!r}")
-    if not isinstance(t["unroll_lead"], int) or isinstance(t["unroll_lead"], bool) or t["unroll_lead"] < 0:
-        raise ConfigError(f"train.unroll_lead: expected an integer >= 0, got {t['unroll_lead']!r}")
-    if t["unroll_lead"] > 0 and t["unroll"] == 1:
-        raise ConfigError("train.unroll_lead leads into the unrolled loss; expected train.unroll > 1 with it")
-    if not float(t["strain_weight"]) >= 0:
-        raise ConfigError(f"train.strain_weight: expected >= 0, got {t['strain_weight']!r}")
-    if float(t["strain_weight"]) > 0 and t["unroll"] == 1:
-        raise ConfigError("train.strain_weight weighs the unrolled loss's position error; expected train.unroll > 1 "
-                          "with it")
-    if t["unroll"] > 1 and (float(t["pushforward"]) > 0 or float(cfg["data"]["noise_std"]) > 0):
-        raise ConfigError("train.unroll > 1 trains on the model's own rollouts; expected train.pushforward = 0 "
-                          f"and data.noise_std = 0 with it, got {t['pushforward']} and {cfg['data']['noise_std']}")
-    if t["init"] is not None and not isinstance(t["init"], str):
-        raise ConfigError(f"train.init: expected a checkpoint path or null, got {t['init']!r}")
-    if float(cfg["data"]["noise_std"]) < 0:
-        raise ConfigError(f"data.noise_std: expected >= 0, got {cfg['data']['noise_std']}")
-    if cfg["data"]["noise_target"] not in NOISE_TARGETS:
-        raise ConfigError(f"data.noise_target: expected one of {', '.join(NOISE_TARGETS)}, "
-                          f"got {cfg['data']['noise_target']!r}")
+__all__ = ["ConfigError", "DataConfig", "LoopConfig", "TrainConfig", "evaluate", "load_config", "lr_factor",
+           "run_training", "strain_part", "update_normalizers"]
 
 
 def lr_factor(step: int, steps: int, lr: float, lr_final: float) -> float:
@@ -348,94 +216,173 @@ class _UnrolledLoss(nn.Module):
 # ----------------------------------------------------------------------------- validation
 
 @torch.no_grad()
-def evaluate(model: GNNSimulator, val: WindowDataset, cfg: dict, device: torch.device) -> dict:
+def evaluate(model: GNNSimulator, val: WindowDataset, t: LoopConfig, device: torch.device) -> dict:
     """One-step and rollout MSE of `model` on `val`, each beside the zero-acceleration baseline.
 
-    Returns a dict: val_mse (raw accelerations, distance²/step⁴), val_mse_norm (normalised),
-    baseline_mse (<a²>), val_ratio = val_mse / baseline_mse, and when rollouts are configured
-    rollout_mse / rollout_baseline_mse (positions, distance², mean over nodes, axes and steps)
-    and rollout_ratio.
+    `t`: the train section (val_windows, batch_size, rollout_steps, rollout_trajectories,
+    rollout_start). Returns a dict: val_mse (raw accelerations, distance²/step⁴), val_mse_norm
+    (normalised), baseline_mse (<a²>), val_ratio = val_mse / baseline_mse, and when rollouts are
+    configured rollout_mse / rollout_baseline_mse (positions, distance², mean over nodes, axes
+    and steps) and rollout_ratio.
     """
-    from lmp_gnn.rollout import RolloutError, rollout, zero_acceleration_model
-
-    t = cfg["train"]
     was_training = model.training
     model.eval()
     out: dict[str, float] = {}
-    if len(val) and t["val_windows"] > 0:
-        n = min(t["val_windows"], len(val))
-        idx = torch.linspace(0, len(val) - 1, n).round().long().unique()
-        sq, sq_norm, sq_base, count = 0.0, 0.0, 0.0, 0
-        for chunk in idx.split(max(1, t["batch_size"])):
-            b = val.batch(chunk, noise=False).to(device)
-            pred = model(b.node_features, b.edge_index, b.edge_features).double()
-            target = b.target.double()
-            sq += float(((pred - target) ** 2).sum())
-            sq_base += float((target ** 2).sum())
-            pn = model.forward_normalized(b.node_features, b.edge_index, b.edge_features).double()
-            sq_norm += float(((pn - model.normalized_target(b.node_features, target).double()) ** 2).sum())
-            count += target.numel()
-        out["val_mse"] = sq / count
-        out["val_mse_norm"] = sq_norm / count
-        out["baseline_mse"] = sq_base / count
-        out["val_ratio"] = out["val_mse"] / max(out["baseline_mse"], 1e-300)
-    h = model.config.history
-    if t["rollout_steps"] > 0 and t["rollout_trajectories"] > 0:
-        dtype = next(model.parameters()).dtype
-
-        def learned(nf: Tensor, ei: Tensor, ef: Tensor) -> Tensor:
-            return model(nf.to(device), ei.to(device), ef.to(device)).cpu()
-
-        err, err_base, count = 0.0, 0.0, 0
-        for g in val.graphs[: t["rollout_trajectories"]]:
-            start = h + t["rollout_start"]
-            n_steps = min(t["rollout_steps"], g.n_snapshots - 1 - start)
-            if n_steps < 1:
-                continue
-            arrays = {"positions": g.positions, "box": g.box,
-                      "bonds": g.edge_index[:, : g.edge_index.shape[1] // 2].t(),
-                      "rest_length": g.rest_length[: g.rest_length.shape[0] // 2]}
-            delta_l = float(g.metadata.get("delta_l", float(g.box[0, 0] - g.box[1, 0])))
-            truth = g.positions[start + 1: start + n_steps + 1].numpy()
-            base = rollout(zero_acceleration_model, arrays, start, n_steps, h, delta_l, torch.float64)
-            try:
-                res = rollout(learned, arrays, start, n_steps, h, delta_l, dtype)
-                err += float(((res.positions[start + 1:] - truth) ** 2).sum())
-            except RolloutError:        # a diverging model is a validation result, not a crash
-                err = math.inf
-            err_base += float(((base.positions[start + 1:] - truth) ** 2).sum())
-            count += truth.size
-        if count:
-            out["rollout_mse"] = err / count
-            out["rollout_baseline_mse"] = err_base / count
-            out["rollout_ratio"] = out["rollout_mse"] / max(out["rollout_baseline_mse"], 1e-300)
+    if len(val) and t.val_windows > 0:
+        out.update(_one_step_errors(model, val, t.val_windows, t.batch_size, device))
+    if t.rollout_steps > 0 and t.rollout_trajectories > 0:
+        out.update(_rollout_errors(model, val, t, device))
     model.train(was_training)
     return out
 
 
-# ----------------------------------------------------------------------------- training
+def _one_step_errors(model: GNNSimulator, val: WindowDataset, n_windows: int, chunk: int,
+                     device: torch.device) -> dict[str, float]:
+    """val_mse, val_mse_norm, baseline_mse and val_ratio on `n_windows` evenly spaced windows."""
+    n = min(n_windows, len(val))
+    idx = torch.linspace(0, len(val) - 1, n).round().long().unique()
+    sq, sq_norm, sq_base, count = 0.0, 0.0, 0.0, 0
+    for part in idx.split(max(1, chunk)):
+        b = val.batch(part, noise=False).to(device)
+        pred = model(b.node_features, b.edge_index, b.edge_features).double()
+        target = b.target.double()
+        sq += float(((pred - target) ** 2).sum())
+        sq_base += float((target ** 2).sum())
+        pn = model.forward_normalized(b.node_features, b.edge_index, b.edge_features).double()
+        sq_norm += float(((pn - model.normalized_target(b.node_features, target).double()) ** 2).sum())
+        count += target.numel()
+    out = {"val_mse": sq / count, "val_mse_norm": sq_norm / count, "baseline_mse": sq_base / count}
+    out["val_ratio"] = out["val_mse"] / max(out["baseline_mse"], 1e-300)
+    return out
 
-def _datasets(cfg: dict, history: int, dtype: torch.dtype) -> tuple[WindowDataset, WindowDataset | None, dict]:
-    data = cfg["data"]
-    if not data["train"]:
+
+def _rollout_errors(model: GNNSimulator, val: WindowDataset, t: LoopConfig, device: torch.device) -> dict[str, float]:
+    """rollout_mse, rollout_baseline_mse and rollout_ratio over the first validation trajectories."""
+    h = model.config.history
+    dtype = next(model.parameters()).dtype
+
+    def learned(nf: Tensor, ei: Tensor, ef: Tensor) -> Tensor:
+        return model(nf.to(device), ei.to(device), ef.to(device)).cpu()
+
+    err, err_base, count = 0.0, 0.0, 0
+    for g in val.graphs[: t.rollout_trajectories]:
+        start = h + t.rollout_start
+        n_steps = min(t.rollout_steps, g.n_snapshots - 1 - start)
+        if n_steps < 1:
+            continue
+        e, e_base, n = _rollout_error(learned, g, start, n_steps, h, dtype)
+        err, err_base, count = err + e, err_base + e_base, count + n
+    if not count:
+        return {}
+    out = {"rollout_mse": err / count, "rollout_baseline_mse": err_base / count}
+    out["rollout_ratio"] = out["rollout_mse"] / max(out["rollout_baseline_mse"], 1e-300)
+    return out
+
+
+def _rollout_error(learned, g, start: int, n_steps: int, h: int, dtype: torch.dtype) -> tuple[float, float, int]:
+    """Summed squared position errors of the learned and the baseline rollout of graph `g` from
+    snapshot `start`, and the number of terms; inf for a learned rollout that diverges."""
+    from lmp_gnn.rollout import RolloutError, rollout, zero_acceleration_model
+
+    arrays = {"positions": g.positions, "box": g.box,
+              "bonds": g.edge_index[:, : g.edge_index.shape[1] // 2].t(),
+              "rest_length": g.rest_length[: g.rest_length.shape[0] // 2]}
+    delta_l = float(g.metadata.get("delta_l", float(g.box[0, 0] - g.box[1, 0])))
+    truth = g.positions[start + 1: start + n_steps + 1].numpy()
+    base = rollout(zero_acceleration_model, arrays, start, n_steps, h, delta_l, torch.float64)
+    try:
+        res = rollout(learned, arrays, start, n_steps, h, delta_l, dtype)
+        err = float(((res.positions[start + 1:] - truth) ** 2).sum())
+    except RolloutError:        # a diverging model is a validation result, not a crash
+        err = math.inf
+    return err, float(((base.positions[start + 1:] - truth) ** 2).sum()), truth.size
+
+
+# ----------------------------------------------------------------------------- set-up
+
+def _datasets(data: DataConfig, history: int, dtype: torch.dtype) -> tuple[WindowDataset, WindowDataset | None, dict]:
+    if not data.train:
         raise ConfigError("data.train: expected trajectory files, directories or globs, got none")
-    items = load_trajectories(data["train"])
-    if data["val"]:
-        val_items = load_trajectories(data["val"])
+    items = load_trajectories(data.train)
+    if data.val:
+        val_items = load_trajectories(data.val)
         train_items = items
     else:
-        train_items, val_items = split_by_network(items, float(data["val_fraction"]), int(data["split_seed"]))
+        train_items, val_items = split_by_network(items, data.val_fraction, data.split_seed)
     if not train_items:
         raise DatasetError("expected at least one training trajectory after the split, got none")
     meta = training_metadata(train_items)
     meta["train_files"] = [n for n, _ in train_items]
     meta["val_files"] = [n for n, _ in val_items]
     train = WindowDataset([t for _, t in train_items], history, [n for n, _ in train_items],
-                          noise_std=float(data["noise_std"]), noise_target=data["noise_target"], dtype=dtype,
-                          event_ratio=float(data["event_ratio"]))
+                          noise_std=data.noise_std, noise_target=data.noise_target, dtype=dtype,
+                          event_ratio=data.event_ratio)
     val = WindowDataset([t for _, t in val_items], history, [n for n, _ in val_items], dtype=dtype,
-                        event_ratio=float(data["event_ratio"])) if val_items else None
+                        event_ratio=data.event_ratio) if val_items else None
     return train, val, meta
+
+
+def _start_from(cfg: TrainConfig, resume: str | os.PathLike | None) -> tuple[TrainConfig, dict | None, str]:
+    """The checkpoint a run starts from (--resume's, else train.init's, else none), `cfg` with the
+    checkpoint's model section (the config's must be the default or the same), and the name of
+    the option that gave the checkpoint."""
+    # a resumed run's checkpoint holds the weights already: train.init only starts a fresh run
+    path = resume if resume is not None else cfg.train.init
+    what = "--resume" if resume is not None else "train.init"
+    if path is None:
+        return cfg, None, what
+    ckpt = load_checkpoint(path)
+    saved = ModelConfig.from_dict(ckpt["hparams"])
+    if saved != cfg.model and cfg.model != ModelConfig():
+        raise ConfigError(f"{what}: expected the config's model section to match the checkpoint's "
+                          f"{ckpt['hparams']}, got {cfg.model.to_dict()}")
+    return replace(cfg, model=saved), ckpt, what
+
+
+def _model_and_data(cfg: TrainConfig, ckpt: dict | None, what: str, dtype: torch.dtype, device: torch.device
+                    ) -> tuple[GNNSimulator, WindowDataset, WindowDataset | None, dict]:
+    """The model on `device` (seeded initialisation, then the checkpoint's weights and normalisers
+    if any), the training and validation sets and the training data's metadata."""
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model).to(dtype)
+    for norm in (model.node_norm, model.edge_norm, model.target_norm):
+        norm.double()
+    train_set, val_set, data_meta = _datasets(cfg.data, cfg.model.history, dtype)
+    if ckpt is not None:
+        old_dl = ckpt["data_meta"].get("delta_l")
+        if old_dl is not None and abs(float(old_dl) - data_meta["delta_l"]) > 1e-9 * abs(float(old_dl)):
+            raise ConfigError(f"{what}: expected training data with the checkpoint's delta_l {old_dl}, "
+                              f"got {data_meta['delta_l']}")
+        model.load_state_dict(ckpt["model_state"])
+    return model.to(device), train_set, val_set, data_meta
+
+
+def _loss_module(model: GNNSimulator, t: LoopConfig, d: _Dist) -> nn.Module:
+    """The one-step or the unrolled loss, wrapped in DistributedDataParallel under torchrun."""
+    loss: nn.Module = _Loss(model) if t.unroll == 1 else _UnrolledLoss(model, t.strain_weight)
+    if d.active:
+        loss = nn.parallel.DistributedDataParallel(loss, device_ids=[d.device.index] if d.device.type == "cuda"
+                                                   else None)
+    return loss
+
+
+def _optimiser(model: GNNSimulator, t: LoopConfig, resumed: dict | None):
+    """Adam with the exponential schedule, at step 0 or at a resumed checkpoint's step.
+
+    Returns (optimizer, scheduler, step, lowest validation MSE so far).
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, t.steps, t.lr, t.lr_final))
+    if resumed is None:
+        return optimizer, scheduler, 0, math.inf
+    optimizer.load_state_dict(resumed["optimizer_state"])
+    step = int(resumed["step"])
+    # the schedule is a function of the step and of this run's lr, lr_final and steps
+    scheduler.last_epoch = step
+    for group in optimizer.param_groups:
+        group["initial_lr"] = t.lr
+        group["lr"] = t.lr * lr_factor(step, t.steps, t.lr, t.lr_final)
+    return optimizer, scheduler, step, float(resumed.get("metrics", {}).get("best_val_mse", math.inf))
 
 
 def _predictor(model: GNNSimulator, device: torch.device):
@@ -451,182 +398,205 @@ def _batch_generator(seed: int, rank: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7_919 + step * 104_729) % (2 ** 63))
 
 
-def run_training(cfg: dict, resume: str | os.PathLike | None = None, log=print) -> dict:
+# ----------------------------------------------------------------------------- training
+
+def run_training(cfg: TrainConfig | dict, resume: str | os.PathLike | None = None, log=print) -> dict:
     """Train as configured; returns a summary dict (final step, metrics, checkpoint paths).
 
-    `resume`: a checkpoint to continue from (model hyper-parameters, normalisers, optimiser,
-    scheduler and step come from it; `cfg` supplies data, steps and the rest).
+    `cfg`: a `TrainConfig` (or its dict form). `resume`: a checkpoint to continue from (model
+    hyper-parameters, normalisers, optimiser, scheduler and step come from it; `cfg` supplies
+    data, steps and the rest).
     """
-    t = cfg["train"]
-    d = _Dist(str(t["device"]))
+    if isinstance(cfg, dict):
+        cfg = TrainConfig.from_dict(cfg)
+    d = _Dist(cfg.train.device)
     try:
-        return _train(cfg, resume, d, log)
+        return _Run(cfg, resume, d, log).run()
     finally:
         d.close()
 
 
-def _train(cfg: dict, resume, d: _Dist, log) -> dict:
-    t = cfg["train"]
-    if t["num_threads"]:
-        torch.set_num_threads(int(t["num_threads"]))
-    dtype = getattr(torch, t["dtype"])
-    out = Path(cfg["out"])
-    ckpt = None
-    # a resumed run's checkpoint holds the weights already: train.init only starts a fresh run
-    start_from = resume if resume is not None else t["init"]
-    what = "--resume" if resume is not None else "train.init"
-    if start_from is not None:
-        ckpt = load_checkpoint(start_from)
-        if ckpt["hparams"] != ModelConfig.from_dict(cfg["model"]).to_dict() and cfg["model"] != DEFAULT_CONFIG["model"]:
-            raise ConfigError(f"{what}: expected the config's model section to match the checkpoint's "
-                              f"{ckpt['hparams']}, got {cfg['model']}")
-        cfg = copy.deepcopy(cfg)
-        cfg["model"] = dict(ckpt["hparams"])
-    model_cfg = ModelConfig.from_dict(cfg["model"])
+class _Run:
+    """One training run: set up on construction; `run` takes `train_step` and `after_step` until
+    train.steps or the time limit, then returns the summary."""
 
-    torch.manual_seed(int(t["seed"]))
-    model = build_model(model_cfg).to(dtype)
-    for norm in (model.node_norm, model.edge_norm, model.target_norm):
-        norm.double()
-    train_set, val_set, data_meta = _datasets(cfg, model_cfg.history, dtype)
-    if ckpt is not None:
-        old_dl = ckpt["data_meta"].get("delta_l")
-        if old_dl is not None and abs(float(old_dl) - data_meta["delta_l"]) > 1e-9 * abs(float(old_dl)):
-            raise ConfigError(f"{what}: expected training data with the checkpoint's delta_l {old_dl}, "
-                              f"got {data_meta['delta_l']}")
-        model.load_state_dict(ckpt["model_state"])
-    model.to(d.device)
+    def __init__(self, cfg: TrainConfig, resume: str | os.PathLike | None, d: _Dist, log):
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
+        dtype = getattr(torch, cfg.train.dtype)
+        cfg, ckpt, what = _start_from(cfg, resume)
+        self.cfg, self.t, self.d, self.log, self.out = cfg, cfg.train, d, log, Path(cfg.out)
+        self.fine_tuning = cfg.train.init is not None and resume is None
+        self.model, self.train_set, self.val_set, self.data_meta = _model_and_data(cfg, ckpt, what, dtype, d.device)
+        self.unroll_starts = self.train_set.unroll_starts(self.t.unroll) if self.t.unroll > 1 else None
+        self.loss_module = _loss_module(self.model, self.t, d)
+        self.optimizer, self.scheduler, self.step, self.best = _optimiser(
+            self.model, self.t, ckpt if resume is not None else None)
+        self.last_metrics: dict = {}
+        self.losses: list[float] = []          # since the last loss line
+        self.first_loss: float | None = None
+        self.metrics_file = None
+        self.bar = None
+        self.t_start = time.perf_counter()
 
-    unroll, unroll_lead, strain_weight = int(t["unroll"]), int(t["unroll_lead"]), float(t["strain_weight"])
-    unroll_starts = train_set.unroll_starts(unroll) if unroll > 1 else None
-    loss_module: nn.Module = _Loss(model) if unroll == 1 else _UnrolledLoss(model, strain_weight)
-    if d.active:
-        loss_module = nn.parallel.DistributedDataParallel(
-            loss_module, device_ids=[d.device.index] if d.device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(t["lr"]))
-    steps, lr0, lr1 = int(t["steps"]), float(t["lr"]), float(t["lr_final"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, lr0, lr1))
-    step = 0
-    best = math.inf
-    if resume is not None:
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        step = int(ckpt["step"])
-        best = float(ckpt.get("metrics", {}).get("best_val_mse", math.inf))
-        # the schedule is a function of the step and of this run's lr, lr_final and steps
-        scheduler.last_epoch = step
-        for group in optimizer.param_groups:
-            group["initial_lr"] = lr0
-            group["lr"] = lr0 * lr_factor(step, steps, lr0, lr1)
+    def run(self) -> dict:
+        self._open_outputs()
+        stopped = False
+        self.model.train()
+        try:
+            while self.step < self.t.steps:
+                if self.after_step(self.train_step()):
+                    stopped = True
+                    break
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            if self.metrics_file is not None:
+                self.metrics_file.close()
+        return self._summary(stopped)
 
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "config.yaml", "w") as f:
-            yaml.safe_dump(cfg, f, sort_keys=False)
-        log(f"lmp-gnn {__version__} train: {len(train_set.graphs)} train trajectories "
-            f"({len(train_set)} windows), {len(val_set.graphs) if val_set else 0} val; model h={model_cfg.history} "
-            f"k={model_cfg.layers} latent={model_cfg.latent}; {sum(p.numel() for p in model.parameters())} "
-            f"parameters; device {d.device}, {d.world} process(es), {torch.get_num_threads()} thread(s); "
-            f"step {step} -> {steps}" + (f"; {unroll}-step unrolled loss" if unroll > 1 else "") +
-            (f" after up to {unroll_lead} learned steps" if unroll_lead else "") +
-            (f", strain part weighted {strain_weight:g} more" if strain_weight else "") +
-            (f"; weights from {t['init']}" if t["init"] is not None and resume is None else ""))
-    metrics_file = open(out / "metrics.jsonl", "a") if d.main else None
+    # --- one step
 
-    def checkpoint(name: str, metrics: dict) -> Path:
-        return save_checkpoint(out / name, model=model, optimizer=optimizer, scheduler=scheduler, step=step,
-                               train_config=cfg, data_meta=data_meta, metrics=metrics)
+    def train_step(self) -> float:
+        """One optimiser step on one batch; returns its loss."""
+        loss = self._batch_loss()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.t.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.t.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"training loss became {value} at step {self.step}; expected finite "
+                                     f"(lower train.lr, or check the data for outliers)")
+        return value
 
-    def record(entry: dict) -> None:
-        if metrics_file is not None:
-            metrics_file.write(json.dumps(entry) + "\n")
-            metrics_file.flush()
+    def _batch_loss(self) -> Tensor:
+        """This step's batch (which updates the normalisers unless pushed forward) and its loss."""
+        t, d, data, starts = self.t, self.d, self.train_set, self.unroll_starts
+        gen = _batch_generator(t.seed, d.rank, self.step)
+        if starts is None:
+            idx = torch.randint(0, len(data), (t.batch_size,), generator=gen)
+        else:
+            idx = starts[torch.randint(0, len(starts), (t.batch_size,), generator=gen)]
+        pushed = self._pushed_forward()
+        batch = data.batch(idx, generator=gen, predict=_predictor(self.model, d.device) if pushed else None
+                           ).to(d.device)
+        if not pushed:   # statistics of the data, not of the model's early mistakes
+            update_normalizers(self.model, batch, d)
+        if starts is None:
+            return self.loss_module(batch.node_features, batch.edge_index, batch.edge_features, batch.target)
+        # lead steps: as many as every window in the batch has true history for
+        lead = int(torch.randint(0, min(t.unroll_lead, data.lead_room(idx)) + 1, (), generator=gen)) \
+            if t.unroll_lead else 0
+        u = data.unrolled_batch(idx, t.unroll, lead).to(d.device)
+        return self.loss_module(u.positions, u.edge_box, u.edge_index, u.rest_length, u.node_graph, lead)
 
-    time_limit_s = float(t["time_limit"]) * 60.0
-    t_start = time.perf_counter()
-    bar = None
-    if d.main and t["progress"] and step < steps:
-        from tqdm import tqdm
+    def _pushed_forward(self) -> bool:
+        """Whether this step's inputs are the model's own prediction: the same draw on every rank
+        (the normaliser all-reduce must happen on all or none)."""
+        p = self.t.pushforward
+        return p > 0 and float(torch.rand((), generator=_batch_generator(self.t.seed, 0, self.step))) < p
 
-        bar = tqdm(total=steps, initial=step, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
-    last_metrics: dict = {}
-    losses: list[float] = []
-    first_loss = None
-    stopped_by_time = False
-    model.train()
-    try:
-        while step < steps:
-            gen = _batch_generator(int(t["seed"]), d.rank, step)
-            if unroll_starts is None:
-                idx = torch.randint(0, len(train_set), (int(t["batch_size"]),), generator=gen)
-            else:
-                idx = unroll_starts[torch.randint(0, len(unroll_starts), (int(t["batch_size"]),), generator=gen)]
-            # the same draw on every rank: the normaliser all-reduce must happen on all or none
-            pushed = float(t["pushforward"]) > 0 and \
-                float(torch.rand((), generator=_batch_generator(int(t["seed"]), 0, step))) < float(t["pushforward"])
-            batch = train_set.batch(idx, generator=gen, predict=_predictor(model, d.device) if pushed else None
-                                    ).to(d.device)
-            if not pushed:   # statistics of the data, not of the model's early mistakes
-                update_normalizers(model, batch, d)
-            if unroll_starts is None:
-                loss = loss_module(batch.node_features, batch.edge_index, batch.edge_features, batch.target)
-            else:
-                # lead steps: as many as every window in the batch has true history for
-                lead = int(torch.randint(0, min(unroll_lead, train_set.lead_room(idx)) + 1, (), generator=gen)) \
-                    if unroll_lead else 0
-                u = train_set.unrolled_batch(idx, unroll, lead).to(d.device)
-                loss = loss_module(u.positions, u.edge_box, u.edge_index, u.rest_length, u.node_graph, lead)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if float(t["grad_clip"]) > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), float(t["grad_clip"]))
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            lv = float(loss.detach())
-            if not math.isfinite(lv):
-                raise FloatingPointError(f"training loss became {lv} at step {step}; expected finite "
-                                         f"(lower train.lr, or check the data for outliers)")
-            losses.append(lv)
-            first_loss = lv if first_loss is None else first_loss
-            if bar is not None:
-                bar.update(1)
-            if step % int(t["log_every"]) == 0 or step == steps:
-                mean_loss = float(np.mean(losses))
-                losses.clear()
-                if bar is not None:
-                    bar.set_postfix(loss=f"{mean_loss:.4g}", lr=f"{optimizer.param_groups[0]['lr']:.3g}")
-                record({"step": step, "loss": mean_loss, "lr": optimizer.param_groups[0]["lr"],
-                        "elapsed_s": time.perf_counter() - t_start})
-            stop = time_limit_s > 0 and time.perf_counter() - t_start > time_limit_s
-            if d.active:                        # all ranks stop at the same step
-                flag = torch.tensor([1.0 if stop else 0.0], device=d.device)
-                stop = bool(d.all_reduce(flag).item() > 0)
-            validate = val_set is not None and (step % int(t["val_every"]) == 0 or step == steps or stop)
-            if d.main and validate:
-                last_metrics = evaluate(model, val_set, cfg, d.device)
-                record({"step": step, **last_metrics})
-                msg = ", ".join(f"{k} {v:.4g}" for k, v in last_metrics.items())
-                (bar.write if bar is not None else log)(f"step {step}: {msg}")
-                if last_metrics.get("val_mse", math.inf) < best:
-                    best = last_metrics["val_mse"]
-                    checkpoint("best.pt", {**last_metrics, "best_val_mse": best})
-            if d.main and (step % int(t["ckpt_every"]) == 0 or step == steps or stop):
-                checkpoint("last.pt", {**last_metrics, "best_val_mse": best, "loss": lv})
-            if validate or stop:
-                d.barrier()
-            if stop:
-                stopped_by_time = True
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-        if metrics_file is not None:
-            metrics_file.close()
-    summary = {"step": step, "steps": steps, "first_loss": first_loss, "stopped_by_time_limit": stopped_by_time,
-               "metrics": last_metrics, "best_val_mse": best, "last": str(out / "last.pt"),
-               "best": str(out / "best.pt") if (out / "best.pt").exists() else None,
-               "elapsed_s": time.perf_counter() - t_start, "world_size": d.world}
-    if d.main:
-        log(f"done: step {step}/{steps}" + (" (time limit)" if stopped_by_time else "") +
-            f", checkpoint {out / 'last.pt'}")
-    return summary
+    # --- after a step: log, validate, checkpoint
+
+    def after_step(self, loss: float) -> bool:
+        """Log, validate and checkpoint as due after a step of `loss`; True when the time limit stops the run."""
+        self.losses.append(loss)
+        self.first_loss = loss if self.first_loss is None else self.first_loss
+        if self.bar is not None:
+            self.bar.update(1)
+        if self._due(self.t.log_every):
+            self._log_loss()
+        stop = self._time_is_up()
+        validate = self.val_set is not None and (self._due(self.t.val_every) or stop)
+        if self.d.main and validate:
+            self._validate()
+        if self.d.main and (self._due(self.t.ckpt_every) or stop):
+            self._checkpoint("last.pt", {**self.last_metrics, "best_val_mse": self.best, "loss": loss})
+        if validate or stop:
+            self.d.barrier()
+        return stop
+
+    def _due(self, every: int) -> bool:
+        """Every `every` steps, and at the last."""
+        return self.step % every == 0 or self.step == self.t.steps
+
+    def _log_loss(self) -> None:
+        mean_loss = float(np.mean(self.losses))
+        self.losses.clear()
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{mean_loss:.4g}", lr=f"{lr:.3g}")
+        self._record({"step": self.step, "loss": mean_loss, "lr": lr, "elapsed_s": time.perf_counter() - self.t_start})
+
+    def _time_is_up(self) -> bool:
+        """train.time_limit passed (on any rank: all ranks stop at the same step)."""
+        limit_s = self.t.time_limit * 60.0
+        stop = limit_s > 0 and time.perf_counter() - self.t_start > limit_s
+        if self.d.active:
+            flag = torch.tensor([1.0 if stop else 0.0], device=self.d.device)
+            stop = bool(self.d.all_reduce(flag).item() > 0)
+        return stop
+
+    def _validate(self) -> None:
+        """Validation metrics into metrics.jsonl and the log; best.pt when val_mse is the lowest yet."""
+        self.last_metrics = evaluate(self.model, self.val_set, self.t, self.d.device)
+        self._record({"step": self.step, **self.last_metrics})
+        msg = ", ".join(f"{k} {v:.4g}" for k, v in self.last_metrics.items())
+        (self.bar.write if self.bar is not None else self.log)(f"step {self.step}: {msg}")
+        if self.last_metrics.get("val_mse", math.inf) < self.best:
+            self.best = self.last_metrics["val_mse"]
+            self._checkpoint("best.pt", {**self.last_metrics, "best_val_mse": self.best})
+
+    # --- outputs
+
+    def _open_outputs(self) -> None:
+        """On rank 0: the output folder, config.yaml, the start-up line and metrics.jsonl; the progress bar."""
+        if self.d.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(self.out / "config.yaml", "w") as f:
+                yaml.safe_dump(self.cfg.to_dict(), f, sort_keys=False)
+            self.log(self._describe())
+            self.metrics_file = open(self.out / "metrics.jsonl", "a")
+        self.t_start = time.perf_counter()
+        if self.d.main and self.t.progress and self.step < self.t.steps:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.t.steps, initial=self.step, desc="train", unit="step", file=sys.stderr,
+                            dynamic_ncols=True)
+
+    def _describe(self) -> str:
+        t, m, d = self.t, self.cfg.model, self.d
+        return (f"lmp-gnn {__version__} train: {len(self.train_set.graphs)} train trajectories "
+                f"({len(self.train_set)} windows), {len(self.val_set.graphs) if self.val_set else 0} val; "
+                f"model h={m.history} k={m.layers} latent={m.latent}; "
+                f"{sum(p.numel() for p in self.model.parameters())} parameters; device {d.device}, "
+                f"{d.world} process(es), {torch.get_num_threads()} thread(s); step {self.step} -> {t.steps}" +
+                (f"; {t.unroll}-step unrolled loss" if t.unroll > 1 else "") +
+                (f" after up to {t.unroll_lead} learned steps" if t.unroll_lead else "") +
+                (f", strain part weighted {t.strain_weight:g} more" if t.strain_weight else "") +
+                (f"; weights from {t.init}" if self.fine_tuning else ""))
+
+    def _record(self, entry: dict) -> None:
+        if self.metrics_file is not None:
+            self.metrics_file.write(json.dumps(entry) + "\n")
+            self.metrics_file.flush()
+
+    def _checkpoint(self, name: str, metrics: dict) -> Path:
+        return save_checkpoint(self.out / name, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                               step=self.step, train_config=self.cfg.to_dict(), data_meta=self.data_meta,
+                               metrics=metrics)
+
+    def _summary(self, stopped_by_time: bool) -> dict:
+        out = self.out
+        summary = {"step": self.step, "steps": self.t.steps, "first_loss": self.first_loss,
+                   "stopped_by_time_limit": stopped_by_time, "metrics": self.last_metrics, "best_val_mse": self.best,
+                   "last": str(out / "last.pt"), "best": str(out / "best.pt") if (out / "best.pt").exists() else None,
+                   "elapsed_s": time.perf_counter() - self.t_start, "world_size": self.d.world}
+        if self.d.main:
+            self.log(f"done: step {self.step}/{self.t.steps}" + (" (time limit)" if stopped_by_time else "") +
+                     f", checkpoint {out / 'last.pt'}")
+        return summary

@@ -1,8 +1,10 @@
 """`lmp-gnn train [CONFIG.yaml] [flags]`: train a GNN simulator on trajectory files.
 
 Flags override the config file; `--set section.key=value` overrides any key (YAML value).
-Under `torchrun --nproc_per_node P -m lmp_gnn.cli train ...` it trains with
-DistributedDataParallel (gloo on CPU). See lmp_gnn/train.py and examples/train_small.yaml.
+The keys, their defaults and their checks: lmp_gnn/train_config.py; the training itself:
+lmp_gnn/train.py; an example: examples/train_small.yaml. Under
+`torchrun --nproc_per_node P -m lmp_gnn.cli train ...` it trains with DistributedDataParallel
+(gloo on CPU).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", nargs="?", type=Path, help="YAML config (defaults: lmp_gnn.train.DEFAULT_CONFIG)")
+    parser.add_argument("config", nargs="?", type=Path, help="YAML config (keys and defaults: lmp_gnn.train_config)")
     parser.add_argument("--data", action="append", metavar="PATH",
                         help="training trajectories: file, directory or glob (repeatable; replaces data.train)")
     parser.add_argument("--val-data", action="append", metavar="PATH",
@@ -91,6 +93,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides_from_args(args))
     resume = None
     if args.resume is not None:
-        resume = Path(cfg["out"]) / "last.pt" if args.resume == "last" else Path(args.resume)
+        resume = Path(cfg.out) / "last.pt" if args.resume == "last" else Path(args.resume)
     summary = run_training(cfg, resume=resume)
     return 0 if summary["step"] > 0 or resume is not None else 1

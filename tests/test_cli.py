@@ -33,3 +33,15 @@ def test_every_command_has_help(name, capsys):
 def test_no_command_prints_usage_and_fails(capsys):
     assert main([]) == 2
     assert "<command>" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    argv = ["import", str(tmp_path / "missing.data"), str(tmp_path / "missing.dump"), "-o",
+            str(tmp_path / "t.npz"), "--timestep", "0.05"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lmp-gnn import: error: ") and "missing.data" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(Exception, match="missing.data"):
+        main(["--debug"] + argv)
+    assert not (tmp_path / "t.npz").exists()

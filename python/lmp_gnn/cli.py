@@ -27,6 +27,8 @@ COMMANDS = {
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmp-gnn", description="Learned GNN simulators and LAMMPS MD in one place.")
     parser.add_argument("--version", action="version", version=f"lmp-gnn {_version()}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error (default: one line naming the problem)")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (module, helptext) in COMMANDS.items():
         p = sub.add_parser(name, help=helptext, description=helptext)
@@ -48,7 +50,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"lmp-gnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:   # bad input ends in one line; --debug shows where it came from
+        if args.debug:
+            raise
+        print(f"lmp-gnn {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _version() -> str:

@@ -177,12 +177,13 @@ def test_rollout_command_matches_the_library(tmp_path, capsys):
     assert rc == 0
     learned = load_trajectory(tmp_path / "out" / "affine.npz")
     baseline = load_trajectory(tmp_path / "out" / "affine.baseline.npz")
-    want = rollout(ConstantAcceleration(c), traj, 2, 15, 2, 0.004, torch.float32)
-    want0 = rollout(zero_acceleration_model, traj, 2, 15, 2, 0.004)
+    # default start h + 2 = 4, as lmp-gnn evaluate
+    want = rollout(ConstantAcceleration(c), traj, 4, 15, 2, 0.004, torch.float32)
+    want0 = rollout(zero_acceleration_model, traj, 4, 15, 2, 0.004)
     np.testing.assert_array_equal(learned.positions, want.positions)
     np.testing.assert_array_equal(learned.box, want.box)
     np.testing.assert_array_equal(baseline.positions, want0.positions)
-    assert learned.metadata["rollout"]["start"] == 2 and learned.metadata["rollout"]["dtype"] == "float32"
+    assert learned.metadata["rollout"]["start"] == 4 and learned.metadata["rollout"]["dtype"] == "float32"
     # a model trained at another Δl is refused for this trajectory
     save_exported(tmp_path / "other.pt", ConstantAcceleration(c), history=2, delta_l=0.002)
     rc = main(["rollout", str(tmp_path / "other.pt"), str(tmp_path / "affine.npz"), "-o", str(tmp_path / "out2")])

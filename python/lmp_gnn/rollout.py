@@ -55,6 +55,18 @@ from lmp_gnn.trajectory import Trajectory
 Model = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
+# Snapshot 0 is at rest; the deformation's start-up gives a(1) ~100x and a(2) ~4x the quasi-static
+# accelerations (docs/protocol.md). A rollout from snapshot h + 2 has only quasi-static velocities in
+# its history, like every training window (dataset.quiet_snapshots leaves the start-up out).
+STARTUP_SNAPSHOTS = 2
+
+
+def default_start(history: int) -> int:
+    """The last true snapshot a rollout starts from by default (`lmp-gnn rollout` and `evaluate`):
+    h + 2, the first whose velocity history is past the start-up transient."""
+    return history + STARTUP_SNAPSHOTS
+
+
 class RolloutError(RuntimeError):
     """A rollout that cannot go on (wrong model output, non-finite accelerations)."""
 

@@ -111,12 +111,6 @@ def _fmt(x: Any, spec: str = ".3g") -> str:
     return "–" if x is None else format(x, spec)
 
 
-# Snapshot 0 is at rest; the deformation's start-up gives a(1) ~100x and a(2) ~4x the quasi-static
-# accelerations (docs/protocol.md). A rollout from snapshot h + 2 has only quasi-static velocities in
-# its history, like every training window (dataset.quiet_snapshots leaves the start-up out).
-STARTUP_SNAPSHOTS = 2
-
-
 def summary_table(agg: dict, model: str, start: int | None = None, steps: int | None = None) -> str:
     """The aggregate as Markdown: one row per metric, learned beside the zero-acceleration baseline."""
     from lmp_gnn.analysis import FAR_OFF_MSE
@@ -198,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     from lmp_gnn import analysis, plots
     from lmp_gnn.commands.rollout import load_spec, trajectory_delta_l
     from lmp_gnn.lammps_rollout import lammps_rollout
-    from lmp_gnn.rollout import RolloutError, rollout, zero_acceleration_model
+    from lmp_gnn.rollout import RolloutError, default_start, rollout, zero_acceleration_model
     from lmp_gnn.trajectory import load_trajectory
 
     torch.set_num_threads(args.threads)
@@ -216,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.max_networks is not None:
         files = files[: args.max_networks]
-    start = spec.history + STARTUP_SNAPSHOTS if args.start is None else args.start
+    start = default_start(spec.history) if args.start is None else args.start
     out = args.output
     (out / "networks").mkdir(parents=True, exist_ok=True)
     try:

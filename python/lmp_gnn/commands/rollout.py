@@ -4,7 +4,7 @@
     lmp-gnn rollout zero data/test/*.npz -o rollouts/ --history 3
 
 For each TRAJ.npz, the learned simulator takes --steps steps (default: to the last snapshot of the
-trajectory) from the true snapshots ending at --start (default: the model's history h), with the
+trajectory) from the true snapshots ending at --start (default: h + 2, as `lmp-gnn evaluate`), with the
 arithmetic and box rule of `lmp_gnn.rollout`. Each result is written to DIR/TRAJ.npz in the
 trajectory format (docs/formats.md): snapshots 0..start copied from the truth, then the learned ones,
 the box per the box rule, and a `rollout` entry in the metadata. MODEL `zero` is the
@@ -28,7 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("trajectories", nargs="+", type=Path, help="trajectory files (.npz, docs/formats.md)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="directory for the rollout .npz files")
     parser.add_argument("--start", type=int, default=None,
-                        help="last true snapshot the rollout starts from (default: the history length h)")
+                        help="last true snapshot the rollout starts from (default: h + 2, the first whose "
+                             "velocity history is past the start-up transient, as lmp-gnn evaluate; "
+                             "docs/protocol.md)")
     parser.add_argument("--steps", type=int, default=None,
                         help="learned steps to take (default: up to the last snapshot of each trajectory)")
     parser.add_argument("--baseline", action="store_true",
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lmp_gnn.analysis import rollout_mse
-    from lmp_gnn.rollout import rollout, zero_acceleration_model
+    from lmp_gnn.rollout import default_start, rollout, zero_acceleration_model
     from lmp_gnn.trajectory import load_trajectory, save_trajectory
 
     torch.set_num_threads(args.threads)
@@ -97,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"lmp-gnn rollout: error: {exc}", file=sys.stderr)
         return 2
-    start = spec.history if args.start is None else args.start
+    start = default_start(spec.history) if args.start is None else args.start
     args.output.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path in tqdm(args.trajectories, unit="traj", desc="rollout", dynamic_ncols=True):

@@ -3,7 +3,7 @@
     lmp-gnn evaluate model.pt --data data/ -o eval/ [--split test] [--plot-networks 4]
 
 Every test trajectory (DIR/<split>/*.npz if that folder exists, else DIR/*.npz; several --data
-entries and single files are accepted) is rolled out from snapshot h (the model's history) to its
+entries and single files are accepted) is rolled out from snapshot h + 2 (--start; h the model's history) to its
 last snapshot twice, with the learned model and with the zero-acceleration baseline, both by
 `lmp_gnn.rollout`. Written to OUTDIR:
 

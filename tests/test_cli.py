@@ -45,3 +45,11 @@ def test_bad_input_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
     with pytest.raises(Exception, match="missing.data"):
         main(["--debug"] + argv)
     assert not (tmp_path / "t.npz").exists()
+
+
+def test_evaluate_refuses_a_strain_outside_the_compression(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "zero", "--data", str(tmp_path), "-o", str(tmp_path / "out"), "--strains", "-0.5"])
+    assert exit_info.value.code == 2
+    assert "expected a compressive strain in (0, 0.5), e.g. 0.01 for 1 %, got -0.5" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

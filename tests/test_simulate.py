@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -49,6 +50,20 @@ def test_simulate_writes_trajectories_and_resumes(netdir, tmp_path, capsys):
     again = load_trajectory(out / "a.npz")
     np.testing.assert_array_equal(again.positions, a.positions)  # same seed, same trajectory
     assert (out / "b.npz").stat().st_mtime_ns == b_time  # skipped, not rewritten
+    assert oct((out / "b.npz").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+    # a truncated output (a full disk, an interrupted copy) is made again, not skipped
+    (out / "a.npz").write_bytes((out / "a.npz").read_bytes()[:500])
+    assert main(["simulate", str(netdir), "-o", str(out), "--seed", "7", *FAST]) == 0
+    captured = capsys.readouterr()
+    assert "a.npz is unreadable" in captured.err and "simulated 1, skipped 1 existing" in captured.out
+    np.testing.assert_array_equal(load_trajectory(out / "a.npz").positions, a.positions)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_simulate_two_workers_and_a_bad_network(netdir, tmp_path, capsys):

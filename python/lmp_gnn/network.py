@@ -12,11 +12,12 @@ Conventions (docs/formats.md):
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from lmp_gnn.files import atomic_write_text
 
 
 class NetworkFormatError(ValueError):
@@ -127,7 +128,7 @@ class Network:
         lines += [f"{i + 1} 1 1 {pos[i, 0]:.17g} {pos[i, 1]:.17g} 0.0" for i in range(self.n_nodes)]
         lines += ["", "Bonds", ""]
         lines += [f"{k + 1} {k + 1} {self.bonds[k, 0] + 1} {self.bonds[k, 1] + 1}" for k in range(self.n_bonds)]
-        _atomic_write_text(path, "\n".join(lines) + "\n")
+        atomic_write_text(path, "\n".join(lines) + "\n")
         return path
 
     @classmethod
@@ -139,20 +140,6 @@ class Network:
         except (OSError, UnicodeDecodeError) as exc:
             raise NetworkFormatError(f"cannot read network file {path}: {exc}") from exc
         return _parse_lammps_data(text, str(path))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a killed run leaves no half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 _SECTIONS = {"Atoms", "Velocities", "Masses", "Bonds", "Bond Coeffs", "Angles", "Angle Coeffs",

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from lmp_gnn.files import atomic_write
+
 FORMAT_VERSION = 1
 
-_UMASK = os.umask(0)  # read once at import (os.umask can only be read by setting it)
-os.umask(_UMASK)
 
 
 class TrajectoryFormatError(ValueError):
@@ -72,21 +72,10 @@ class Trajectory:
 
 def save_trajectory(path: str | os.PathLike, traj: Trajectory) -> Path:
     """Write a trajectory atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format_version": FORMAT_VERSION, **traj.metadata}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, positions=traj.positions, box=traj.box, bonds=traj.bonds,
-                            rest_length=traj.rest_length, metadata=np.array(json.dumps(meta)))
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: np.savez_compressed(
+        tmp, positions=traj.positions, box=traj.box, bonds=traj.bonds, rest_length=traj.rest_length,
+        metadata=np.array(json.dumps(meta))), suffix=".npz")
 
 
 def load_trajectory(path: str | os.PathLike) -> Trajectory:
@@ -111,7 +100,7 @@ def load_trajectory(path: str | os.PathLike) -> Trajectory:
             traj.bonds = z["bonds"].astype(np.int64)
             traj.rest_length = z["rest_length"].astype(np.float64)
             traj.metadata = meta
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:   # truncated, corrupt
         if isinstance(exc, TrajectoryFormatError):
             raise
         raise TrajectoryFormatError(f"{path}: not a readable trajectory file: {exc}") from exc

@@ -49,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="rollout steps at which position MSE is reported (default: 1 20 100)")
     parser.add_argument("--nu-steps", type=int, nargs="+", default=[20, 100],
                         help="rollout steps after which ν is compared (default: 20 100)")
-    parser.add_argument("--strains", type=float, nargs="+", default=[0.01, 0.05],
+    parser.add_argument("--strains", type=_strain, nargs="+", default=[0.01, 0.05],
                         help="compressive strains at which ν is compared (default: 0.01 0.05)")
     parser.add_argument("--plot-networks", type=int, default=3,
                         help="networks (spread over nu_linear) to draw ν vs strain, overlay and node plots for (default 3)")
@@ -58,6 +58,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("python", "lammps"), default="python",
                         help="who takes the learned steps: the Python reference rollout (default) or "
                              "fix gnn/rollout inside LAMMPS (lmp_gnn.lammps_rollout; exported models only)")
+
+
+def _strain(text: str) -> float:
+    """A compressive strain in (0, 0.5), for --strains."""
+    value = float(text)
+    if not 0.0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"expected a compressive strain in (0, 0.5), e.g. 0.01 for 1 %, got {text}")
+    return value
 
 
 def find_trajectories(entries: list[Path], split: str) -> list[Path]:

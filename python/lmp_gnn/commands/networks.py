@@ -153,7 +153,7 @@ def make_network(job: dict) -> dict:
     from lmp_gnn.elastic import FloppyNetworkError, elastic_constants, uniaxial_response
     from lmp_gnn.generate import GENERATOR_VERSION, JammingError, jammed_network
     from lmp_gnn.md import athermal_compression
-    from lmp_gnn.network import _atomic_write_text
+    from lmp_gnn.files import atomic_write_text
     from lmp_gnn.tuning import TargetNotReachedError, tune_poisson, tune_positions
 
     data_path, json_path = Path(job["data"]), Path(job["json"])
@@ -219,7 +219,7 @@ def make_network(job: dict) -> dict:
         }
         net.write_lammps_data(data_path, title=f"lmp-gnn network {job['index']} seed {seed} target nu {job['target']:.4f} "
                                                f"nu {ec.nu:.4f} ({GENERATOR_VERSION})")
-        _atomic_write_text(json_path, json.dumps(rec, indent=1) + "\n")
+        atomic_write_text(json_path, json.dumps(rec, indent=1) + "\n")
         return rec
     return {"status": "failed", "index": job["index"], "target": job["target"], "errors": errors,
             "rejected_nonlinear": n_nonlinear}

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
-    todo = [f for f in files if args.overwrite or not (out / f"{f.stem}.npz").exists()]
+    todo = [f for f in files if args.overwrite or not _done(out / f"{f.stem}.npz")]
     skipped = len(files) - len(todo)
     params = dict(max_strain=args.max_strain, delta_l=args.delta_l, temperature=args.temperature,
                   strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp,
@@ -94,6 +94,20 @@ def run(args: argparse.Namespace) -> int:
 def network_seed(base: int, name: str) -> int:
     """Per-network seed from the base seed and the file stem: stable when files are added or removed."""
     return (base * 1_000_003 + zlib.crc32(name.encode())) % 2_000_000_000
+
+
+def _done(path: Path) -> bool:
+    """A trajectory already made: it exists and loads (a truncated or corrupt file is redone)."""
+    if not path.exists():
+        return False
+    from lmp_gnn.trajectory import TrajectoryFormatError, load_trajectory
+
+    try:
+        load_trajectory(path)
+    except TrajectoryFormatError as exc:
+        print(f"lmp-gnn simulate: {path} is unreadable ({exc}); making it again", file=sys.stderr)
+        return False
+    return True
 
 
 def _network_files(inputs: list[Path]) -> list[Path]:

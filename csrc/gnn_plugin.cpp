@@ -5,9 +5,14 @@
    (src/PLUGIN/lammpsplugin.h: a C struct handed to a registration callback from the
    exported lammpsplugin_init) is declared here, and the version string is taken from
    the running LAMMPS instance, so LAMMPS never warns about a version mismatch.
+
+   One style, gnn/rollout: its creator reads the `mode` keyword and constructs the class of
+   that mode (fix_gnn_rollout.h).
 ------------------------------------------------------------------------- */
 
-#include "fix_gnn_rollout.h"
+#include "fix_gnn_rollout_interleave.h"
+#include "fix_gnn_rollout_leap.h"
+#include "fix_gnn_rollout_shadow.h"
 #include "lammps.h"
 
 using namespace LAMMPS_NS;
@@ -36,7 +41,14 @@ void lammpsplugin_init(void *lmp, void *handle, void *regfunc);
 
 static Fix *fix_gnn_rollout_creator(LAMMPS *lmp, int argc, char **argv)
 {
-  return new FixGNNRollout(lmp, argc, argv);
+  switch (FixGNNRollout::mode_of_args(argc, argv)) {
+    case FixGNNRollout::SHADOW:
+      return new FixGNNRolloutShadow(lmp, argc, argv);
+    case FixGNNRollout::INTERLEAVE:
+      return new FixGNNRolloutInterleave(lmp, argc, argv);
+    default:
+      return new FixGNNRolloutLeap(lmp, argc, argv);
+  }
 }
 
 extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)

@@ -121,6 +121,19 @@ def test_bad_mode(models, data_file, tmp_path):
                tmp_path, "Fix gnn/rollout mode sideways is not supported: expected leap, shadow or interleave")
 
 
+@pytest.mark.parametrize("keywords", ["mode shadow", "init file mode mode shadow every 4"])
+def test_restart_of_another_mode(models, data_file, tmp_path, keywords):
+    """The restart record is read back by name: its mode field is checked against the mode the
+    creator picked from the keywords (a file named `mode` is not the mode keyword)."""
+    fails_with(deck_header(data_file) + f"""fix g all gnn/rollout {models['spring']} box no
+run 2
+write_restart {tmp_path / 'leap.restart'}
+clear
+read_restart {tmp_path / 'leap.restart'}
+fix g all gnn/rollout {models['spring']} {keywords}
+""", tmp_path, "Fix gnn/rollout restart file was written in mode leap, this fix runs mode shadow")
+
+
 def test_missing_model_argument(data_file, tmp_path):
     fails_with(deck_header(data_file) + "fix g all gnn/rollout\n", tmp_path,
                "Illegal fix gnn/rollout command: missing argument(s)")

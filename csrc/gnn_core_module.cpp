@@ -1,16 +1,21 @@
 /* ----------------------------------------------------------------------
    lmp-gnn: pybind11 module lmp_gnn._core, the C++ feature kernel of fix gnn/rollout
    exposed to Python so that tests/test_feature_parity.py can compare it with
-   python/lmp_gnn/features.py in float64. numpy arrays in, numpy arrays out.
+   python/lmp_gnn/features.py in float64. numpy arrays in, numpy arrays out. Also the
+   metadata parser of both backends (gnn_metadata.cpp), which tests/test_metadata.py
+   compares with python/lmp_gnn/metadata.py.
 ------------------------------------------------------------------------- */
 
 #include "gnn_features.h"
+#include "gnn_model.h"
 #include "gnn_rules.h"
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
+#include <map>
 #include <string>
 
 namespace py = pybind11;
@@ -220,4 +225,40 @@ PYBIND11_MODULE(_core, m)
       },
       py::arg("r0"), py::arg("rt"), py::arg("box0"), py::arg("boxt"), py::arg("driven") = 0,
       "the paper's nu_est (strain form), nodes followed from their snapshot-0 images");
+
+  // the metadata schema (gnn_metadata.cpp), for tests/test_metadata.py
+  py::tuple keys(LMPGNN::NUM_METADATA_KEYS);
+  for (int k = 0; k < LMPGNN::NUM_METADATA_KEYS; ++k) keys[k] = LMPGNN::METADATA_KEYS[k];
+  m.attr("METADATA_KEYS") = keys;
+  m.attr("MODEL_FORMAT") = LMPGNN::MODEL_FORMAT;
+  m.attr("MIN_HISTORY") = LMPGNN::MIN_HISTORY;
+  m.attr("MAX_HISTORY") = LMPGNN::MAX_HISTORY;
+  m.attr("MIN_LAYERS") = LMPGNN::MIN_LAYERS;
+  m.attr("MAX_LAYERS") = LMPGNN::MAX_LAYERS;
+  m.def(
+      "parse_metadata",
+      [](const std::string &source, const std::map<std::string, std::string> &raw) {
+        LMPGNN::ModelInfo info;
+        try {
+          info = LMPGNN::parse_metadata(source, raw);
+        } catch (LMPGNN::ModelError &e) {
+          throw py::value_error(e.what());
+        }
+        py::dict out;
+        out["lmp_gnn_format"] = info.format;
+        out["feature_version"] = info.feature_version;
+        out["history"] = info.history;
+        out["layers"] = info.layers;
+        out["dimension"] = info.dimension;
+        out["delta_l"] = info.delta_l;
+        out["strain_rate"] = info.strain_rate;
+        out["timestep"] = info.timestep;
+        out["md_steps_per_step"] = info.md_steps_per_step;
+        out["dtype"] = info.dtype;
+        out["lmp_gnn_version"] = info.version;
+        return out;
+      },
+      py::arg("source"), py::arg("raw"),
+      "the fix's reading of model metadata (key -> text): the typed values, or ValueError with the "
+      "fix's message");
 }

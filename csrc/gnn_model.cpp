@@ -2,8 +2,8 @@
    lmp-gnn: TorchScript backend of fix gnn/rollout (built as libgnn_torch.so).
 
    The only translation unit that includes torch. Loads an exported model with
-   torch::jit::load(path, device, extra_files), checks every metadata key by name
-   (docs/formats.md, "Exported models") and runs forward(node_features, edge_index,
+   torch::jit::load(path, device, extra_files), checks its metadata with parse_metadata
+   (gnn_metadata.cpp; docs/formats.md, "Exported models") and runs forward(node_features, edge_index,
    edge_features) -> accelerations. Every libtorch exception is turned into a ModelError
    here, so nothing from torch crosses into LAMMPS.
 ------------------------------------------------------------------------- */
@@ -31,11 +31,6 @@
 
 namespace LMPGNN {
 
-const char *const METADATA_KEYS[] = {"lmp_gnn_format", "feature_version", "history",
-                                     "layers", "dimension", "delta_l", "strain_rate",
-                                     "timestep", "md_steps_per_step", "dtype", "lmp_gnn_version"};
-const int NUM_METADATA_KEYS = sizeof(METADATA_KEYS) / sizeof(METADATA_KEYS[0]);
-
 static const char *EXPORT_HINT = "; make one with `lmp-gnn export`";
 
 static std::string strip(const std::string &s)
@@ -44,86 +39,6 @@ static std::string strip(const std::string &s)
   if (first == std::string::npos) return "";
   const auto last = s.find_last_not_of(" \t\r\n");
   return s.substr(first, last - first + 1);
-}
-
-static long to_int(const std::string &path, const std::string &key, const std::string &value)
-{
-  try {
-    std::size_t pos = 0;
-    long v = std::stol(value, &pos);
-    if (pos == value.size()) return v;
-  } catch (std::exception &) {
-  }
-  throw ModelError("model file " + path + ": metadata '" + key + "' must be an integer, got '" +
-                   value + "'");
-}
-
-static double to_double(const std::string &path, const std::string &key, const std::string &value)
-{
-  try {
-    std::size_t pos = 0;
-    double v = std::stod(value, &pos);
-    if (pos == value.size() && std::isfinite(v)) return v;
-  } catch (std::exception &) {
-  }
-  throw ModelError("model file " + path + ": metadata '" + key +
-                   "' must be a finite number, got '" + value + "'");
-}
-
-ModelInfo parse_metadata(const std::string &path, const std::map<std::string, std::string> &raw)
-{
-  auto get = [&](const char *key) {
-    auto it = raw.find(key);
-    return it == raw.end() ? std::string() : strip(it->second);
-  };
-  ModelInfo info;
-  for (const auto &kv : raw) info.raw[kv.first] = strip(kv.second);
-
-  if (get("lmp_gnn_format").empty())
-    throw ModelError("model file " + path +
-                     " is a TorchScript file without lmp-gnn metadata (no 'lmp_gnn_format')" +
-                     EXPORT_HINT);
-  for (int k = 0; k < NUM_METADATA_KEYS; ++k)
-    if (get(METADATA_KEYS[k]).empty())
-      throw ModelError("model file " + path + " lacks metadata '" + METADATA_KEYS[k] +
-                       "'; re-export it with `lmp-gnn export`");
-
-  info.format = (int) to_int(path, "lmp_gnn_format", get("lmp_gnn_format"));
-  if (info.format != MODEL_FORMAT)
-    throw ModelError("model file " + path + ": expected lmp_gnn_format " +
-                     std::to_string(MODEL_FORMAT) + ", got " + std::to_string(info.format) +
-                     "; re-export it with `lmp-gnn export`");
-  info.feature_version = (int) to_int(path, "feature_version", get("feature_version"));
-  if (info.feature_version != FEATURE_VERSION)
-    throw ModelError("model file " + path + ": expected feature_version " +
-                     std::to_string(FEATURE_VERSION) + ", got " +
-                     std::to_string(info.feature_version));
-  info.history = (int) to_int(path, "history", get("history"));
-  if (info.history < 1 || info.history > 16)
-    throw ModelError("model file " + path + ": expected history between 1 and 16, got " +
-                     get("history"));
-  info.layers = (int) to_int(path, "layers", get("layers"));
-  if (info.layers < 0 || info.layers > 64)
-    throw ModelError("model file " + path + ": expected layers between 0 and 64, got " +
-                     get("layers"));
-  info.dimension = (int) to_int(path, "dimension", get("dimension"));
-  if (info.dimension != 2)
-    throw ModelError("model file " + path + ": expected dimension 2, got " + get("dimension"));
-  info.delta_l = to_double(path, "delta_l", get("delta_l"));
-  info.strain_rate = to_double(path, "strain_rate", get("strain_rate"));
-  info.timestep = to_double(path, "timestep", get("timestep"));
-  if (info.timestep <= 0.0)
-    throw ModelError("model file " + path + ": expected timestep > 0, got " + get("timestep"));
-  info.md_steps_per_step = to_double(path, "md_steps_per_step", get("md_steps_per_step"));
-  if (info.md_steps_per_step <= 0.0)
-    throw ModelError("model file " + path + ": expected md_steps_per_step > 0, got " +
-                     get("md_steps_per_step"));
-  info.dtype = get("dtype");
-  if (info.dtype != "float32" && info.dtype != "float64")
-    throw ModelError("model file " + path + ": expected dtype float32 or float64, got '" +
-                     info.dtype + "'");
-  info.version = get("lmp_gnn_version");
-  return info;
 }
 
 namespace {
@@ -160,7 +75,7 @@ namespace {
                          strip(torch_message(e)).substr(0, 200) + ")" + EXPORT_HINT);
       }
       std::map<std::string, std::string> raw(extra.begin(), extra.end());
-      info_ = parse_metadata(path, raw);
+      info_ = parse_metadata("model file " + path, raw);
       if (!module_.find_method("forward"))
         throw ModelError("model file " + path + " has no forward() method" + EXPORT_HINT);
       module_.eval();

@@ -43,10 +43,15 @@ struct ModelInfo {
   std::map<std::string, std::string> raw;    // every key as read
 };
 
-// names of the metadata extra files, in the order they are checked
+// The metadata schema (gnn_metadata.cpp; the same as python/lmp_gnn/metadata.py, which
+// tests/test_metadata.py checks): names of the metadata keys, in the order they are checked,
+// and their valid values
 extern const char *const METADATA_KEYS[];
 extern const int NUM_METADATA_KEYS;
 constexpr int MODEL_FORMAT = 1;
+constexpr int MODEL_DIMENSION = 2;
+constexpr int MIN_HISTORY = 1, MAX_HISTORY = 3;
+constexpr int MIN_LAYERS = 0, MAX_LAYERS = 64;
 
 class GNNModel {
  public:
@@ -63,9 +68,10 @@ class GNNModel {
   ModelInfo info_;
 };
 
-// parse and check the metadata strings read from a model file; throws ModelError naming the
-// key, the expected value and what was found
-ModelInfo parse_metadata(const std::string &path, const std::map<std::string, std::string> &raw);
+// parse and check the metadata strings of a model (the extra files of an exported model, or a
+// Python model's metadata as lmp_gnn.bridge renders them); throws ModelError naming the key, the
+// expected value and what was found, each message starting with `source` ("model file X")
+ModelInfo parse_metadata(const std::string &source, const std::map<std::string, std::string> &raw);
 
 }    // namespace LMPGNN
 

@@ -18,6 +18,10 @@
      honoured. Python's signal handlers are not installed (Ctrl-C stays LAMMPS's), and the
      interpreter is never finalised (other libraries may still hold Python objects at exit).
 
+   Metadata: lmp_gnn.bridge checks the factory's metadata (lmp_gnn.metadata) and BridgeModel.info()
+   renders them as the strings of an exported file, which go through parse_metadata
+   (gnn_metadata.cpp), the parser of the TorchScript backend.
+
    Data: the features are handed to Python as read-only numpy views of the fix's float64
    buffers (no copy), or of this backend's float32 buffers for a float32 model. The returned
    accelerations are checked (shape, dtype) in Python and copied into the fix's buffer here.
@@ -38,6 +42,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -150,19 +155,11 @@ namespace {
         auto bridge = py::module_::import("lmp_gnn.bridge");
         output_error_ = bridge.attr("ModelOutputError");
         model_ = bridge.attr("load_model_spec")(spec, nthreads);
-        py::dict meta = model_.attr("info")();
-        info_.format = MODEL_FORMAT;
-        info_.feature_version = meta["feature_version"].cast<int>();
-        info_.history = meta["history"].cast<int>();
-        info_.layers = meta["layers"].cast<int>();
-        info_.dimension = meta["dimension"].cast<int>();
-        info_.delta_l = meta["delta_l"].cast<double>();
-        info_.strain_rate = meta["strain_rate"].cast<double>();
-        info_.timestep = meta["timestep"].cast<double>();
-        info_.md_steps_per_step = meta["md_steps_per_step"].cast<double>();
-        info_.dtype = meta["dtype"].cast<std::string>();
-        info_.version = "python";
-        for (auto item : meta) info_.raw[py::str(item.first)] = py::str(item.second);
+        // the metadata as the strings of an exported file, checked by the one parser of both backends
+        std::map<std::string, std::string> raw;
+        for (auto item : model_.attr("info")().cast<py::dict>())
+          raw[py::str(item.first).cast<std::string>()] = py::str(item.second).cast<std::string>();
+        info_ = parse_metadata("Python model " + spec, raw);
         description_ = model_.attr("description").cast<std::string>();
         float32_ = info_.dtype == "float32";
         f64_ = py::dtype::of<double>();
@@ -179,6 +176,12 @@ namespace {
                                : "Python model " + spec + " could not be loaded: " + python_error(e, true);
         release();
         throw ModelError(msg);
+      } catch (ModelError &) {
+        release();
+        throw;
+      } catch (std::exception &e) {
+        release();
+        throw ModelError("Python model " + spec + " could not be loaded: " + e.what());
       }
     }
 

@@ -326,7 +326,7 @@ def test_wrong_output_is_named(data_file, factory, expected):
 @pytest.mark.parametrize("spec,expected", [
     (f"{FACTORIES}:no_metadata", f"model spec '{FACTORIES}:no_metadata': expected the factory to return "
                                  "(model, metadata), got Spring"),
-    (f"{FACTORIES}:bad_metadata", f"model spec '{FACTORIES}:bad_metadata' metadata: expected 'history' to be "
+    (f"{FACTORIES}:bad_metadata", f"model spec '{FACTORIES}:bad_metadata': metadata 'history' must be "
                                   "an integer, got 'two'"),
     (f"{FACTORIES}:missing", f"model spec '{FACTORIES}:missing': {FACTORIES} has no 'missing'"),
     ("/nonexistent/model.py:make", "model spec '/nonexistent/model.py:make': no such file /nonexistent/model.py"),
@@ -352,7 +352,7 @@ def test_check_metadata_defaults_and_strings():
         bridge.check_metadata({"history": 1, "layers": 1, "delta_l": 0.002})
     with pytest.raises(bridge.BridgeError, match=r"unknown key\(s\) \['md_steps'\]"):
         bridge.check_metadata({"history": 1, "layers": 1, "delta_l": 0.002, "md_steps_per_step": 9, "md_steps": 9})
-    with pytest.raises(bridge.BridgeError, match=r"expected 'dtype' in \['float32', 'float64'\], got 'float16'"):
+    with pytest.raises(bridge.BridgeError, match=r"expected dtype float32 or float64, got 'float16'"):
         bridge.check_metadata({"history": 1, "layers": 1, "delta_l": 0.002, "md_steps_per_step": 9,
                                "dtype": "float16"})
 

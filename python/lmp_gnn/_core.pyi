@@ -1,7 +1,8 @@
 """Type stubs of lmp_gnn._core, the C++ feature kernel of fix gnn/rollout (csrc/gnn_core_module.cpp).
 
 The feature kernel mirrors lmp_gnn.features and the rules mirror lmp_gnn.rules, in float64 on numpy
-arrays; see docs/formats.md.
+arrays; see docs/formats.md. parse_metadata is the fix's metadata parser, which mirrors
+lmp_gnn.metadata.parse.
 """
 
 import numpy as np
@@ -9,6 +10,12 @@ from numpy.typing import ArrayLike
 
 FEATURE_VERSION: int
 EDGE_DIM: int
+METADATA_KEYS: tuple[str, ...]
+MODEL_FORMAT: int
+MIN_HISTORY: int
+MAX_HISTORY: int
+MIN_LAYERS: int
+MAX_LAYERS: int
 
 def edge_index_from_bonds(bonds: ArrayLike) -> np.ndarray:
     """[M, 2] bonds -> [2, 2M] int64 directed edges (sender, receiver), forward copies first."""
@@ -41,3 +48,7 @@ def hand_over_velocity(u: ArrayLike, r: ArrayLike, box: ArrayLike, box_new: Arra
 
 def nu_estimator(r0: ArrayLike, rt: ArrayLike, box0: ArrayLike, boxt: ArrayLike, driven: int = 0) -> float:
     """The paper's nu_est (strain form), each node followed from its snapshot-0 image."""
+
+def parse_metadata(source: str, raw: dict[str, str]) -> dict[str, int | float | str]:
+    """The fix's reading of model metadata (csrc/gnn_metadata.cpp): key -> text in, the typed
+    values of every metadata key out; ValueError with the fix's message naming a bad key."""

@@ -20,14 +20,16 @@ The factory contract (the one thing a user writes):
   call runs under ``torch.no_grad()``) or read-only numpy arrays (``"numpy"``, e.g. for JAX or
   a hand-written rule), in the dtype ``metadata["dtype"]``. The output must be a torch tensor, a
   numpy array or anything with ``__array__`` (a JAX array), of exactly that shape and dtype.
-- ``metadata``: a mapping. Required: ``history`` (h), ``layers`` (message-passing layers k: the
-  ghost-atom halo under MPI), ``delta_l`` (box-length change per learned step),
-  ``md_steps_per_step`` (MD steps one learned step stands for). Optional: ``dtype`` ("float64"
-  or "float32", default float64), ``arrays`` ("torch" or "numpy", default torch), and the other
-  keys of an exported model (``dimension`` 2, ``feature_version`` 1, ``strain_rate``,
-  ``timestep``, ``lmp_gnn_format``, ``lmp_gnn_version``, ``hparams``). Values may be numbers
-  or numeric strings, so the metadata of an exported file serve as they are: a factory may
-  simply ``return lmp_gnn.export.load_exported("model.pt")``.
+- ``metadata``: a mapping with the keys of an exported model's metadata, checked by the one
+  schema of lmp_gnn.metadata (``lmp_gnn.metadata.model_metadata(...)`` builds such a dict).
+  Required: ``history`` (h), ``layers`` (message-passing layers k: the ghost-atom halo under
+  MPI), ``delta_l`` (box-length change per learned step), ``md_steps_per_step`` (MD steps one
+  learned step stands for). Optional: ``dtype`` ("float64" or "float32", default float64),
+  ``arrays`` ("torch" or "numpy", default torch), ``hparams``, and the other keys of an exported
+  model (``dimension``, ``feature_version``, ``lmp_gnn_format``, ``lmp_gnn_version``,
+  ``strain_rate``, ``timestep``; defaults lmp_gnn.metadata.DEFAULTS). Values may be numbers or
+  numeric strings, so the metadata of an exported file serve as they are: a factory may simply
+  ``return lmp_gnn.export.load_exported("model.pt")``.
 
 The model closes over whatever else it needs (its metadata included); per-call state of the
 LAMMPS run is not passed.
@@ -43,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import math
 import os
 import sys
 import traceback
@@ -54,23 +55,13 @@ from typing import Any
 
 import numpy as np
 
-from lmp_gnn.features import FEATURE_VERSION
+from lmp_gnn import metadata as schema
+from lmp_gnn.metadata import DIMENSION, REQUIRED_KEYS
 
-DIMENSION = 2
-REQUIRED_KEYS = ("history", "layers", "delta_l", "md_steps_per_step")
-DEFAULTS: dict[str, Any] = {
-    "dtype": "float64",
-    "arrays": "torch",
-    "dimension": DIMENSION,
-    "feature_version": FEATURE_VERSION,
-    "strain_rate": 0.0,
-    "timestep": 0.0,
-}
-# keys of an exported model's metadata that the bridge accepts and passes on unchecked
-PASSED_KEYS = ("lmp_gnn_format", "lmp_gnn_version", "hparams")
-_INT_KEYS = ("history", "layers", "dimension", "feature_version")
-_FLOAT_KEYS = ("delta_l", "md_steps_per_step", "strain_rate", "timestep")
-_DTYPES = ("float32", "float64")
+# the bridge's own keys next to the model metadata: how the model takes its arrays, and the
+# hyper-parameters of an exported model (passed on unchecked)
+DEFAULTS: dict[str, Any] = {**schema.DEFAULTS, "arrays": "torch"}
+PASSED_KEYS = ("hparams",)
 _ARRAYS = ("torch", "numpy")
 
 
@@ -132,55 +123,31 @@ def import_factory(spec: str) -> Callable[[], Any]:
     return obj
 
 
-def check_metadata(metadata: Any, where: str = "model metadata") -> dict[str, Any]:
+def check_metadata(metadata: Any, where: str = "Python model") -> dict[str, Any]:
     """Complete and check the factory's metadata; returns a new dict with typed values.
 
-    Raises `BridgeError` naming the key, what was expected and what was got.
+    The model metadata are checked by `lmp_gnn.metadata.parse` (the schema of exported models);
+    raises `BridgeError` naming the key, what was expected and what was got.
     """
     if not isinstance(metadata, Mapping):
-        raise BridgeError(f"{where}: expected a mapping (dict), got {type(metadata).__name__}")
-    known = set(REQUIRED_KEYS) | set(DEFAULTS) | set(PASSED_KEYS)
+        raise BridgeError(f"{where} metadata: expected a mapping (dict), got {type(metadata).__name__}")
+    known = set(schema.METADATA_KEYS) | set(DEFAULTS) | set(PASSED_KEYS)
     unknown = sorted(str(k) for k in metadata if k not in known)
     if unknown:
-        raise BridgeError(f"{where}: unknown key(s) {unknown}; expected a subset of {sorted(known)}")
+        raise BridgeError(f"{where} metadata: unknown key(s) {unknown}; expected a subset of {sorted(known)}")
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
     if missing:
-        raise BridgeError(f"{where}: missing key(s) {missing}; required are {list(REQUIRED_KEYS)}")
+        raise BridgeError(f"{where} metadata: missing key(s) {missing}; required are {list(REQUIRED_KEYS)}")
     meta = {**DEFAULTS, **dict(metadata)}
-    out: dict[str, Any] = {}
-    for key in _INT_KEYS:
-        value = meta[key]
-        try:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            out[key] = int(value)
-        except (TypeError, ValueError):
-            raise BridgeError(f"{where}: expected '{key}' to be an integer, got {value!r}") from None
-    for key in _FLOAT_KEYS:
-        value = meta[key]
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            out[key] = float(value)
-        except (TypeError, ValueError):
-            raise BridgeError(f"{where}: expected '{key}' to be a number, got {value!r}") from None
-        if not math.isfinite(out[key]):
-            raise BridgeError(f"{where}: expected '{key}' to be finite, got {value!r}")
-    if not 1 <= out["history"] <= 16:
-        raise BridgeError(f"{where}: expected 'history' between 1 and 16, got {out['history']}")
-    if not 0 <= out["layers"] <= 64:
-        raise BridgeError(f"{where}: expected 'layers' between 0 and 64, got {out['layers']}")
-    if out["dimension"] != DIMENSION:
-        raise BridgeError(f"{where}: expected 'dimension' {DIMENSION}, got {out['dimension']}")
-    if out["feature_version"] != FEATURE_VERSION:
-        raise BridgeError(f"{where}: expected 'feature_version' {FEATURE_VERSION}, got {out['feature_version']}")
-    if out["md_steps_per_step"] <= 0:
-        raise BridgeError(f"{where}: expected 'md_steps_per_step' > 0, got {meta['md_steps_per_step']!r}")
-    for key, allowed in (("dtype", _DTYPES), ("arrays", _ARRAYS)):
-        value = str(meta[key]).replace("torch.", "")
-        if value not in allowed:
-            raise BridgeError(f"{where}: expected '{key}' in {list(allowed)}, got {meta[key]!r}")
-        out[key] = value
+    meta["dtype"] = str(meta["dtype"]).replace("torch.", "")      # torch.float32 as well as "float32"
+    try:
+        out = schema.parse(meta, where)
+    except schema.MetadataError as exc:
+        raise BridgeError(str(exc)) from None
+    arrays = str(meta["arrays"])
+    if arrays not in _ARRAYS:
+        raise BridgeError(f"{where}: expected arrays {' or '.join(_ARRAYS)}, got '{arrays}'")
+    out["arrays"] = arrays
     for key in PASSED_KEYS:
         if key in meta:
             out[key] = meta[key]
@@ -240,7 +207,7 @@ class BridgeModel:
             raise BridgeError(f"model spec '{spec}': expected the factory to return (callable, metadata), "
                               f"got a {type(model).__name__} as the model")
         self.model = model
-        self.metadata = check_metadata(metadata, f"model spec '{spec}' metadata" if spec else "model metadata")
+        self.metadata = check_metadata(metadata, f"model spec '{spec}'" if spec else "Python model")
         self.spec = spec
         self.dtype: str = self.metadata["dtype"]
         self.arrays: str = self.metadata["arrays"]
@@ -259,9 +226,10 @@ class BridgeModel:
         name = getattr(self.model, "__name__", None) or type(self.model).__name__
         return f"Python model {self.spec} ({name}, {self.arrays} arrays, {self.dtype})"
 
-    def info(self) -> dict[str, Any]:
-        """Typed metadata the fix reads (every key of docs/formats.md's exported models)."""
-        return dict(self.metadata)
+    def info(self) -> dict[str, str]:
+        """The model metadata as the strings of an exported file (lmp_gnn.metadata.to_strings),
+        which the fix reads with the parser of exported files."""
+        return schema.to_strings(self.metadata)
 
     def __call__(self, node_features: np.ndarray, edge_index: np.ndarray, edge_features: np.ndarray) -> np.ndarray:
         """node_features [N, 2h], edge_index [2, E] int64, edge_features [E, 4] (numpy, model dtype)

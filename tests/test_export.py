@@ -1,5 +1,6 @@
 """Export round trip, metadata keys, refusal of incomplete files and incompatible checkpoints."""
 
+import re
 import zipfile
 
 import pytest
@@ -66,7 +67,7 @@ def test_export_round_trip_equals_eager(checkpoint, tmp_path, dtype):
     assert meta["lmp_gnn_format"] == 1 and meta["feature_version"] == 1
     assert meta["history"] == 2 and meta["layers"] == 2 and meta["dimension"] == 2
     assert meta["delta_l"] == 0.002 and meta["strain_rate"] == 2.5e-6 and meta["timestep"] == 0.05
-    assert meta["md_steps_per_step"] == 938 and meta["dtype"] == dtype
+    assert meta["md_steps_per_step"] == 937.6 and meta["dtype"] == dtype     # a float, not rounded
     assert meta["hparams"]["model"]["latent"] == 32
     # the archive's extra files are exactly one per key
     with zipfile.ZipFile(out) as z:
@@ -84,7 +85,11 @@ def test_file_missing_a_key_is_refused(checkpoint, tmp_path, missing):
     del extra[missing]
     bad = tmp_path / "bad.pt"
     torch.jit.save(module, str(bad), _extra_files=extra)
-    with pytest.raises(ExportedModelError, match=f"missing metadata '{missing}'.*lmp-gnn export"):
+    # the fix's messages (lmp_gnn.metadata)
+    expected = (f"model file {bad} is a TorchScript file without lmp-gnn metadata (no 'lmp_gnn_format'); "
+                "make one with `lmp-gnn export`" if missing == "lmp_gnn_format" else
+                f"model file {bad} lacks metadata '{missing}'; re-export it with `lmp-gnn export`")
+    with pytest.raises(ExportedModelError, match=re.escape(expected)):
         load_exported(bad)
 
 

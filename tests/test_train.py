@@ -58,7 +58,7 @@ def test_training_lowers_the_loss_and_exports(tmp_path):
     # export the trained model and check it against the eager model on a real window
     meta = export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "model.pt")
     module, meta2 = load_exported(tmp_path / "model.pt")
-    assert meta2["history"] == 2 and meta2["md_steps_per_step"] == round(ckpt["data_meta"]["md_steps_per_step"])
+    assert meta2["history"] == 2 and meta2["md_steps_per_step"] == ckpt["data_meta"]["md_steps_per_step"]
     ds = WindowDataset([t for _, t in load_trajectories([data])], history=2)
     nf, ei, ef, target = ds.sample(0, 5)
     eager = model_from_checkpoint(ckpt)

@@ -52,13 +52,15 @@ import torch
 from torch import Tensor
 
 from lmp_gnn import features
+from lmp_gnn.metadata import DATA_KEYS, MAX_HISTORY, MIN_HISTORY
 from lmp_gnn.rules import advance
 
 NOISE_TARGETS = ("velocity", "position")
 from lmp_gnn.trajectory import Trajectory, TrajectoryFormatError, load_trajectory
 
-# training-data metadata an exported model carries (docs/formats.md, "Exported models")
-REQUIRED_METADATA = ("delta_l", "strain_rate", "timestep", "md_steps_per_snapshot")
+# training-data metadata an exported model carries (docs/formats.md, "Exported models"): the
+# trajectory keys of lmp_gnn.metadata.DATA_KEYS
+REQUIRED_METADATA = tuple(DATA_KEYS.values())
 
 
 class DatasetError(ValueError):
@@ -173,8 +175,8 @@ def check_trajectory(traj: Trajectory, history: int, name: str = "trajectory") -
     if not isinstance(traj, Trajectory):
         raise DatasetError(f"{name}: expected a lmp_gnn.trajectory.Trajectory, got {type(traj).__name__}")
     traj.validate(name)                           # shapes, bond indices, NaN/inf
-    if not 1 <= history <= 3:
-        raise DatasetError(f"expected history h in 1..3, got {history}")
+    if not MIN_HISTORY <= history <= MAX_HISTORY:
+        raise DatasetError(f"expected history h in {MIN_HISTORY}..{MAX_HISTORY}, got {history}")
     need = history + 2
     if traj.n_snapshots < need:
         raise DatasetError(f"{name}: expected at least h + 2 = {need} snapshots for history h = {history} "
@@ -409,8 +411,9 @@ def split_by_network(items: Sequence[tuple[str, Trajectory]], val_fraction: floa
 
 
 def training_metadata(items: Sequence[tuple[str, Trajectory]]) -> dict:
-    """The data metadata an exported model carries: delta_l (must agree across trajectories),
-    strain_rate, timestep (means), md_steps_per_step (mean md_steps_per_snapshot)."""
+    """The data metadata an exported model carries, under its model keys (lmp_gnn.metadata.DATA_KEYS):
+    delta_l (must agree across trajectories), strain_rate, timestep (means), md_steps_per_step
+    (mean md_steps_per_snapshot)."""
     values: dict[str, list[float]] = {k: [] for k in REQUIRED_METADATA}
     for name, traj in items:
         for key in REQUIRED_METADATA:
@@ -423,11 +426,10 @@ def training_metadata(items: Sequence[tuple[str, Trajectory]]) -> dict:
     if np.any(np.abs(dl - dl[0]) > 1e-9 * abs(dl[0])):
         raise DatasetError(f"expected one delta_l for all training trajectories (the model's step), got "
                            f"{sorted(set(dl.tolist()))}")
+    means = {model_key: float(np.mean(values[data_key])) for model_key, data_key in DATA_KEYS.items()}
     return {
+        **means,
         "delta_l": float(dl[0]),
-        "strain_rate": float(np.mean(values["strain_rate"])),
-        "timestep": float(np.mean(values["timestep"])),
-        "md_steps_per_step": float(np.mean(values["md_steps_per_snapshot"])),
         "n_trajectories": len(items),
         "n_networks": len({network_key(n, t) for n, t in items}),
     }

@@ -5,7 +5,11 @@
   state, step, training config, training-data metadata, package version.
 - `export_checkpoint`: checkpoint -> TorchScript file for `fix gnn/rollout`, with the
   metadata of docs/formats.md ("Exported models") as extra files.
-- `load_exported`: TorchScript file -> (module, metadata), refusing files that lack a key.
+- `load_exported`: TorchScript file -> (module, metadata), refusing files whose metadata the
+  fix would refuse.
+
+The metadata keys, types and valid values are lmp_gnn.metadata's (the fix's parser,
+csrc/gnn_metadata.cpp, is the same schema).
 
 The exported module's contract (docs/formats.md):
 
@@ -29,30 +33,17 @@ import torch
 
 from lmp_gnn import __version__
 from lmp_gnn.features import EDGE_DIM, FEATURE_VERSION
+from lmp_gnn.metadata import DATA_KEYS, DTYPES, METADATA_KEYS, MetadataError, model_metadata, parse, to_strings
 from lmp_gnn.model import DIMENSION, GNNSimulator, ModelConfig, build_model
 
 CHECKPOINT_FORMAT = 1
-MODEL_FORMAT = 1
 
-# Extra files of an exported model, in the order of docs/formats.md.
-METADATA_KEYS = (
-    "lmp_gnn_format",
-    "feature_version",
-    "history",
-    "layers",
-    "dimension",
-    "delta_l",
-    "strain_rate",
-    "timestep",
-    "md_steps_per_step",
-    "dtype",
-    "lmp_gnn_version",
-)
-# Not part of the fix's contract: the full hyper-parameters as JSON, for people and tools.
+# Extra files of an exported model besides METADATA_KEYS (lmp_gnn.metadata), not part of the
+# fix's contract: the full hyper-parameters as JSON, for people and tools.
 HPARAMS_KEY = "hparams"
 
-# Training-data metadata a checkpoint must carry to be exported.
-DATA_META_KEYS = ("delta_l", "strain_rate", "timestep", "md_steps_per_step")
+# Training-data metadata a checkpoint must carry to be exported (lmp_gnn.metadata.DATA_KEYS).
+DATA_META_KEYS = tuple(DATA_KEYS)
 
 @contextlib.contextmanager
 def quiet_jit():
@@ -62,7 +53,7 @@ def quiet_jit():
         yield
 
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 
 
 class CheckpointError(ValueError):
@@ -157,26 +148,19 @@ def model_from_checkpoint(ckpt: dict | str | os.PathLike) -> GNNSimulator:
 
 
 def export_metadata(ckpt: dict, dtype: str) -> dict[str, str]:
-    """The extra files of an exported model (docs/formats.md), all plain strings."""
+    """The extra files of an exported model (docs/formats.md), all plain strings: the model's
+    history and layers, the training data's DATA_META_KEYS, `dtype` (lmp_gnn.metadata.model_metadata)."""
     meta = ckpt["data_meta"]
     missing = [k for k in DATA_META_KEYS if meta.get(k) is None]
     if missing:
         raise CheckpointError(f"checkpoint data_meta is missing {missing}: the training trajectories' metadata "
-                              f"must carry {list(DATA_META_KEYS)} (docs/formats.md, Trajectories)")
+                              f"must carry {list(DATA_KEYS.values())} (docs/formats.md, Trajectories)")
     hp = ckpt["hparams"]
-    return {
-        "lmp_gnn_format": str(MODEL_FORMAT),
-        "feature_version": str(FEATURE_VERSION),
-        "history": str(int(hp["history"])),
-        "layers": str(int(hp["layers"])),
-        "dimension": str(DIMENSION),
-        "delta_l": repr(float(meta["delta_l"])),
-        "strain_rate": repr(float(meta["strain_rate"])),
-        "timestep": repr(float(meta["timestep"])),
-        "md_steps_per_step": str(int(round(float(meta["md_steps_per_step"])))),
-        "dtype": dtype,
-        "lmp_gnn_version": __version__,
-    }
+    try:
+        return to_strings(model_metadata(history=hp["history"], layers=hp["layers"], dtype=dtype,
+                                         **{key: meta[key] for key in DATA_META_KEYS}))
+    except MetadataError as exc:
+        raise CheckpointError(f"checkpoint: {exc}") from None
 
 
 def script_model(model: GNNSimulator, dtype: str = "float32") -> torch.jit.ScriptModule:
@@ -249,10 +233,11 @@ def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
                   ) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """Load an exported model and its metadata.
 
-    Returns (module, metadata) with metadata values typed: ints for lmp_gnn_format,
-    feature_version, history, layers, dimension, md_steps_per_step; floats for delta_l,
-    strain_rate, timestep; strings for dtype and lmp_gnn_version; plus `hparams` (dict) when present.
-    Raises `ExportedModelError` if a key is missing or has a value this version cannot use.
+    Returns (module, metadata) with metadata values typed by lmp_gnn.metadata.parse: ints for
+    lmp_gnn_format, feature_version, history, layers, dimension; floats for delta_l, strain_rate,
+    timestep, md_steps_per_step; strings for dtype and lmp_gnn_version; plus `hparams` (dict) when
+    present. Raises `ExportedModelError` if a key is missing or has a value this version cannot use,
+    with the message of the fix.
     """
     path = Path(path)
     if not path.is_file():
@@ -265,28 +250,10 @@ def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
         raise ExportedModelError(f"{path}: not a TorchScript file ({exc}); "
                                  f"did you pass a training checkpoint? Run `lmp-gnn export` on it") from exc
     raw = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items()}
-    for key in METADATA_KEYS:
-        if not raw[key]:
-            raise ExportedModelError(f"{path}: missing metadata '{key}' (TorchScript extra file); "
-                                     f"was this file made by `lmp-gnn export`? Run `lmp-gnn export <checkpoint> -o {path.name}`")
-    meta: dict[str, Any] = {}
     try:
-        for key in ("lmp_gnn_format", "feature_version", "history", "layers", "dimension", "md_steps_per_step"):
-            meta[key] = int(raw[key])
-        for key in ("delta_l", "strain_rate", "timestep"):
-            meta[key] = float(raw[key])
-    except ValueError as exc:
-        raise ExportedModelError(f"{path}: malformed metadata value: {exc}") from exc
-    meta["dtype"] = raw["dtype"]
-    meta["lmp_gnn_version"] = raw["lmp_gnn_version"]
+        meta = parse(raw, f"model file {path}")
+    except MetadataError as exc:
+        raise ExportedModelError(str(exc)) from None
     if raw[HPARAMS_KEY]:
         meta[HPARAMS_KEY] = json.loads(raw[HPARAMS_KEY])
-    if meta["lmp_gnn_format"] != MODEL_FORMAT:
-        raise ExportedModelError(f"{path}: expected lmp_gnn_format {MODEL_FORMAT}, got {meta['lmp_gnn_format']}")
-    if meta["feature_version"] != FEATURE_VERSION:
-        raise ExportedModelError(f"{path}: expected feature_version {FEATURE_VERSION}, got {meta['feature_version']}")
-    if meta["dimension"] != DIMENSION:
-        raise ExportedModelError(f"{path}: expected dimension {DIMENSION}, got {meta['dimension']}")
-    if meta["dtype"] not in _DTYPES:
-        raise ExportedModelError(f"{path}: expected dtype in {sorted(_DTYPES)}, got {meta['dtype']!r}")
     return module, meta

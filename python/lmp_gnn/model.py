@@ -68,8 +68,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from lmp_gnn.features import EDGE_DIM
+from lmp_gnn.metadata import DIMENSION, MAX_HISTORY, MIN_HISTORY
 
-DIMENSION = 2
 EDGE_INPUTS = EDGE_DIM + 1     # the contract's 4 edge features and the bond strain (model_inputs)
 
 
@@ -135,8 +135,9 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ValueError(f"ModelConfig.{name}: expected a number, got {value!r}")
-        if self.history > 3:
-            raise ValueError(f"ModelConfig.history: expected 1..3 (feature contract), got {self.history}")
+        if self.history > MAX_HISTORY:
+            raise ValueError(f"ModelConfig.history: expected {MIN_HISTORY}..{MAX_HISTORY} (feature contract), "
+                             f"got {self.history}")
         if not math.isfinite(self.prior) or (self.prior != 0.0 and self.history < 2):
             raise ValueError(f"ModelConfig.prior: expected a finite number, and history >= 2 when it is "
                              f"not 0, got prior {self.prior!r} with history {self.history}")

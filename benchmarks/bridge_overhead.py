@@ -34,12 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lmp_gnn.metadata import model_metadata, to_strings
+
 THIS = Path(__file__).resolve()
-METADATA = {
-    "lmp_gnn_format": "1", "feature_version": "1", "history": "3", "layers": "1", "dimension": "2",
-    "delta_l": "0.002", "strain_rate": "2.5e-06", "timestep": "0.05", "md_steps_per_step": "900",
-    "dtype": "float32", "lmp_gnn_version": "0.1.0",
-}
+# the extra files of the exported model and the metadata of the Python factories
+METADATA = to_strings(model_metadata(history=3, layers=1, delta_l=0.002, strain_rate=2.5e-6, timestep=0.05,
+                                     md_steps_per_step=900.0, dtype="float32"))
 
 
 # ------------------------------------------------------------------ factories (Python backend)

@@ -42,7 +42,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "leap"))
 from bench_leap import NETWORK_DECK, Quiet, timing_deck  # noqa: E402
-from make_inputs import METADATA  # noqa: E402
+from make_inputs import SPRINGS  # noqa: E402
+from lmp_gnn.metadata import model_metadata, to_strings  # noqa: E402
 
 from lmp_gnn.export import script_model  # noqa: E402
 from lmp_gnn.generate import triangular_network  # noqa: E402
@@ -152,7 +153,8 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = GNNSimulator(ModelConfig()).float().eval()
-    meta = dict(METADATA, history=str(model.history), layers=str(model.config.layers), dtype="float32")
+    meta = to_strings(model_metadata(**dict(SPRINGS, history=model.history, layers=model.config.layers,
+                                            dtype="float32")))
     eager = EagerPyG(model)
     peak_square = mm_gflops(2048, 2048, 2048)
     print(f"torch {torch.__version__}, 1 thread; torch.mm float32 [2048,2048]^2: {peak_square:.1f} GFLOP/s")

@@ -23,7 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "leap"))
 from bench_leap import Quiet, timing_deck  # noqa: E402
-from make_inputs import METADATA  # noqa: E402
+from make_inputs import SPRINGS  # noqa: E402
+from lmp_gnn.metadata import model_metadata, to_strings  # noqa: E402
 
 from lmp_gnn.export import script_model  # noqa: E402
 from lmp_gnn.generate import triangular_network  # noqa: E402
@@ -38,7 +39,8 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     model = GNNSimulator(ModelConfig())
-    meta = dict(METADATA, history=str(model.history), layers=str(model.config.layers), dtype="float32")
+    meta = to_strings(model_metadata(**dict(SPRINGS, history=model.history, layers=model.config.layers,
+                                            dtype="float32")))
     bindir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

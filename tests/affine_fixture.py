@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import torch
 
+from lmp_gnn.metadata import model_metadata, to_strings
 from lmp_gnn.trajectory import Trajectory
 
 
@@ -78,9 +79,8 @@ class ConstantAcceleration(torch.nn.Module):
 
 def save_exported(path, module: torch.nn.Module, history: int, delta_l: float, dtype: str = "float64") -> None:
     """Write `module` as an exported model file with the metadata of docs/formats.md."""
-    extra = {"lmp_gnn_format": "1", "feature_version": "1", "history": str(history), "layers": "1",
-             "dimension": "2", "delta_l": repr(float(delta_l)), "strain_rate": "2.5e-06", "timestep": "0.05",
-             "md_steps_per_step": "940", "dtype": dtype, "lmp_gnn_version": "0.1.0"}
+    extra = to_strings(model_metadata(history=history, layers=1, delta_l=delta_l, strain_rate=2.5e-6,
+                                      timestep=0.05, md_steps_per_step=940.0, dtype=dtype))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit.*")
         torch.jit.save(torch.jit.script(module), str(path), _extra_files=extra)

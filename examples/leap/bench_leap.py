@@ -24,11 +24,12 @@ import numpy as np
 import torch
 
 from lmp_gnn.export import script_model
+from lmp_gnn.metadata import model_metadata, to_strings
 from lmp_gnn.model import GNNSimulator, ModelConfig
 from lmp_gnn.rollout import rollout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_inputs import METADATA  # noqa: E402
+from make_inputs import SPRINGS  # noqa: E402
 from lmp_gnn.generate import triangular_network  # noqa: E402
 
 STEPS = 50
@@ -74,7 +75,8 @@ def main(sizes: list[int]) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = GNNSimulator(ModelConfig())
-    meta = dict(METADATA, history=str(model.history), layers=str(model.config.layers), dtype="float32")
+    meta = to_strings(model_metadata(**dict(SPRINGS, history=model.history, layers=model.config.layers,
+                                            dtype="float32")))
     lmp = Path(sys.executable).parent / "lmp"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -19,13 +19,13 @@ import torch
 from torch import Tensor, nn
 
 from lmp_gnn.generate import triangular_network
+from lmp_gnn.metadata import model_metadata, to_strings
 
 HERE = Path(__file__).resolve().parent
-METADATA = {
-    "lmp_gnn_format": "1", "feature_version": "1", "history": "1", "layers": "1",
-    "dimension": "2", "delta_l": "0.002", "strain_rate": "2.5e-06", "timestep": "0.05",
-    "md_steps_per_step": "900", "dtype": "float64", "lmp_gnn_version": "0.1.0",
-}
+# the model's metadata (lmp_gnn.metadata.model_metadata arguments) and its extra files
+SPRINGS = dict(history=1, layers=1, delta_l=0.002, strain_rate=2.5e-6, timestep=0.05, md_steps_per_step=900.0,
+               dtype="float64")
+METADATA = to_strings(model_metadata(**SPRINGS))
 
 
 class DampedSprings(nn.Module):

@@ -26,9 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from lmp_gnn.metadata import model_metadata
+
 HERE = Path(__file__).resolve().parent
-METADATA = {"history": 1, "layers": 1, "delta_l": 0.002, "md_steps_per_step": 900}
 K, GAMMA = 0.05, 0.3
+
+
+def metadata(history: int = 1) -> dict:
+    """The metadata the fix reads (lmp_gnn.metadata.model_metadata: checked, every key filled)."""
+    return model_metadata(history=history, layers=1, delta_l=0.002, md_steps_per_step=900.0)
 
 
 def damped_springs():
@@ -43,7 +49,7 @@ def damped_springs():
         np.add.at(a, edge_index[1], msg)          # sum the messages at the receivers
         return a - GAMMA * node_features[:, 0:2]
 
-    return rule, dict(METADATA, arrays="numpy")
+    return rule, dict(metadata(), arrays="numpy")
 
 
 def small_gnn():
@@ -56,7 +62,7 @@ def small_gnn():
     model = GNNSimulator(ModelConfig(history=2, layers=1, latent=32, hidden=32)).double().eval()
     model.node_norm.std.fill_(1e-3)       # velocities ~1e-3 per step
     model.target_norm.std.fill_(1e-5)     # accelerations ~1e-5 per step²
-    return model, dict(METADATA, history=2)
+    return model, metadata(history=2)
 
 
 if __name__ == "__main__":

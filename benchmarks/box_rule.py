@@ -26,7 +26,6 @@ import glob
 import numpy as np
 import torch
 
-from lmp_gnn import rules
 from lmp_gnn.analysis import r2_score
 from lmp_gnn.trajectory import load_trajectory
 
@@ -80,7 +79,7 @@ def main() -> None:
         def nu(length: float, t: int) -> float:
             return -(length / box[0, 1] - 1.0) / (box[t, 0] / box[0, 0] - 1.0)
 
-        for pt, t in zip(points, (args.start + 20, args.start + 100, last)):
+        for pt, t in zip(points, (args.start + 20, args.start + 100, last), strict=True):
             if t > last:
                 continue
             truth = nu(box[t, 1], t)
@@ -93,7 +92,8 @@ def main() -> None:
         cells = []
         for pt in points:
             v = np.array(table[rule][pt])
-            cells.append(f"{np.abs(v[:, 1] - v[:, 0]).mean():.4f} / {r2_score(v[:, 0], v[:, 1]):7.3f}" if len(v) else "-")
+            cell = f"{np.abs(v[:, 1] - v[:, 0]).mean():.4f} / {r2_score(v[:, 0], v[:, 1]):7.3f}" if len(v) else "-"
+            cells.append(cell)
         print(f"{rule:<36}" + "".join(f"{c:>26}" for c in cells))
 
 

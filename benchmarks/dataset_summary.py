@@ -75,9 +75,10 @@ def plot(path: Path, nu_lin: np.ndarray, rows: list[dict]) -> None:
     ax = fig.add_subplot(1, 2, 2)
     lo, hi = float(nu_lin.min()) - 0.05, float(nu_lin.max()) + 0.05
     ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
-    for s, colour in zip(STRAINS, ("tab:green", "tab:red")):
+    for s, colour in zip(STRAINS, ("tab:green", "tab:red"), strict=True):
         key = f"{round(100 * s)}"
-        pts = [(r["nu_linear"], r[f"box_{key}"]) for r in rows if r[f"box_{key}"] is not None and r["nu_linear"] is not None]
+        pts = [(r["nu_linear"], r[f"box_{key}"]) for r in rows
+               if r[f"box_{key}"] is not None and r["nu_linear"] is not None]
         if pts:
             x, y = np.array(pts).T
             ax.scatter(x, y, s=10, color=colour, label=f"MD box ν at {100 * s:g} %")
@@ -145,11 +146,13 @@ def main() -> int:
         steps = col("md_steps_per_snapshot", rows)
         wall = col("wall_time_s", rows)
         snaps = col("snapshots", rows)
-        print(f"thermostat {sorted({str(r['thermostat']) for r in rows})}, T {sorted({r['temperature'] for r in rows})}, "
+        print(f"thermostat {sorted({str(r['thermostat']) for r in rows})}, "
+              f"T {sorted({r['temperature'] for r in rows})}, "
               f"Δl {sorted({r['delta_l'] for r in rows})}, snapshots {snaps.min():.0f}–{snaps.max():.0f}, "
               f"max strain {min(r['max_strain'] for r in rows):.4f}–{max(r['max_strain'] for r in rows):.4f}")
         print(f"MD steps per snapshot: {steps.min():.0f}–{steps.max():.0f} (mean {steps.mean():.0f}); wall time per "
-              f"trajectory: mean {wall.mean():.1f} s, {wall.min():.1f}–{wall.max():.1f} s, total {wall.sum() / 3600:.2f} h "
+              f"trajectory: mean {wall.mean():.1f} s, {wall.min():.1f}–{wall.max():.1f} s, "
+              f"total {wall.sum() / 3600:.2f} h "
               f"(one core each, on a shared machine)")
         for s in STRAINS:
             key = f"{round(100 * s)}"

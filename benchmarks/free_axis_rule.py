@@ -31,9 +31,8 @@ from tqdm import tqdm
 from lmp_gnn import features, rules
 from lmp_gnn.analysis import r2_score, snapshot_at_strain
 from lmp_gnn.commands.rollout import load_spec
-from lmp_gnn.rules import nu_estimator
 from lmp_gnn.rollout import rollout
-from lmp_gnn.rules import FREE_AXIS, zero_acceleration_model
+from lmp_gnn.rules import FREE_AXIS, nu_estimator, zero_acceleration_model
 from lmp_gnn.trajectory import load_trajectory
 
 

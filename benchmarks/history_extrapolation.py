@@ -1,6 +1,7 @@
 """A second baseline: extrapolating the velocity history, a(t) = c (v(t) - v(t-1)), beside a ≡ 0.
 
-    python benchmarks/history_extrapolation.py "data/dataset2/trajectories/net_0*[13579].npz" [--networks 20] [--c 1.0 0.9]
+    python benchmarks/history_extrapolation.py "data/dataset2/trajectories/net_0*[13579].npz" \\
+        [--networks 20] [--c 1.0 0.9]
 
 Quasi-static trajectories are smooth in time: away from snap-through events the acceleration
 changes little from one snapshot to the next. The rule a(t) = c (v(t) - v(t-1)) (c = 1: constant
@@ -39,7 +40,7 @@ def main() -> None:
             return c * (nf[:, 0:2] - nf[:, 2:4])
 
         res = []
-        for tr, b in zip(trajs, base):
+        for tr, b in zip(trajs, base, strict=True):
             ex = rollout(model, tr, args.start, len(tr.positions) - 1 - args.start, 2, float(tr.metadata["delta_l"]))
             res.append(evaluate_network(tr, ex, b, mse_steps=(1, 20, 100), nu_steps=(20, 100), strains=(0.045,)))
         agg = aggregate(res)

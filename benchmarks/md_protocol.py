@@ -93,16 +93,17 @@ def main() -> int:
             row["max_pos_diff_viscous"] = float(np.abs(visc.positions - base.positions).max())
         rows.append(row)
         line = f"{name:>18} {net.n_nodes:>4} {row['md_steps_per_snapshot']:>5} {row['wall_s']:>7.1f} "
-        line += " ".join(f"{a:>8.4f} {b - a:>+7.4f}" for a, b in zip(row["nu_box"], row["nu_box_half_rate"]))
+        line += " ".join(f"{a:>8.4f} {b - a:>+7.4f}"
+                         for a, b in zip(row["nu_box"], row["nu_box_half_rate"], strict=True))
         if args.viscous:
-            line += " " + " ".join(f"{b - a:>+8.4f}" for a, b in zip(row["nu_box"], row["nu_box_viscous"]))
+            line += " " + " ".join(f"{b - a:>+8.4f}" for a, b in zip(row["nu_box"], row["nu_box_viscous"], strict=True))
             line += f" {row['wall_s'] / row['wall_viscous_s']:>6.2f}"
         lin = row["nu_linear"]
         line += f" {lin:>7.4f}" if lin is not None else f" {'-':>7}"
         line += f" {row['nu_est_1pct']:>8.4f}"
         print(line, flush=True)
 
-    d_half = np.array([[b - a for a, b in zip(r["nu_box"], r["nu_box_half_rate"])] for r in rows])
+    d_half = np.array([[b - a for a, b in zip(r["nu_box"], r["nu_box_half_rate"], strict=True)] for r in rows])
     print()
     for k, s in enumerate(strains):
         print(f"half rate vs default, ν at {100 * s:g} %: max |Δν| {np.abs(d_half[:, k]).max():.4f}, "
@@ -114,7 +115,7 @@ def main() -> int:
           f"{np.mean([r['md_steps_per_snapshot'] for r in rows]):.0f} MD steps/snapshot (target ≤ 60 s)")
     print(f"half rate / default wall time: {np.mean([r['wall_half_s'] / r['wall_s'] for r in rows]):.2f}")
     if args.viscous:
-        d_visc = np.array([[b - a for a, b in zip(r["nu_box"], r["nu_box_viscous"])] for r in rows])
+        d_visc = np.array([[b - a for a, b in zip(r["nu_box"], r["nu_box_viscous"], strict=True)] for r in rows])
         for k, s in enumerate(strains):
             print(f"viscous vs langevin, ν at {100 * s:g} %: max |Δν| {np.abs(d_visc[:, k]).max():.4f}")
         print(f"langevin / viscous wall time: {np.mean([r['wall_s'] / r['wall_viscous_s'] for r in rows]):.2f}; "

@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "leap"))
 from bench_leap import Quiet, timing_deck  # noqa: E402
 from make_inputs import SPRINGS  # noqa: E402
-from lmp_gnn.metadata import model_metadata, to_strings  # noqa: E402
 
 from lmp_gnn.export import script_model  # noqa: E402
 from lmp_gnn.generate import triangular_network  # noqa: E402
+from lmp_gnn.metadata import model_metadata, to_strings  # noqa: E402
 from lmp_gnn.model import GNNSimulator, ModelConfig  # noqa: E402
 
 

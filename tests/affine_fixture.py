@@ -73,7 +73,8 @@ class ConstantAcceleration(torch.nn.Module):
         super().__init__()
         self.register_buffer("c", c)
 
-    def forward(self, node_features: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
+    def forward(self, node_features: torch.Tensor, edge_index: torch.Tensor,
+                edge_features: torch.Tensor) -> torch.Tensor:
         return self.c.to(node_features.dtype)
 
 

@@ -19,7 +19,8 @@ def test_position_mse_by_hand():
     true = np.zeros((2, 2, 2))
     pred = np.array([[[0.0, 0.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 2.0]]])
     np.testing.assert_array_equal(analysis.position_mse(pred, true), [0.0, 1.25])   # (1 + 4) / 4
-    with pytest.raises(ValueError, match=r"expected two position arrays of the same shape .* got \(2, 2, 2\) and \(2, 3, 2\)"):
+    with pytest.raises(ValueError,
+                       match=r"expected two position arrays of the same shape .* got \(2, 2, 2\) and \(2, 3, 2\)"):
         analysis.position_mse(pred, np.zeros((2, 3, 2)))
 
 
@@ -184,7 +185,8 @@ def test_evaluate_command_refuses_a_foreign_delta_l(tmp_path, capsys):
 
     save_trajectory(tmp_path / "net0.npz", affine_trajectory(n_snapshots=10))
     save_exported(tmp_path / "nan25.pt", NaNOn25Nodes(), history=3, delta_l=0.002)
-    rc = main(["evaluate", str(tmp_path / "nan25.pt"), "--data", str(tmp_path / "net0.npz"), "-o", str(tmp_path / "ev")])
+    rc = main(["evaluate", str(tmp_path / "nan25.pt"), "--data", str(tmp_path / "net0.npz"),
+               "-o", str(tmp_path / "ev")])
     assert rc == 2
     assert "expected the model's delta_l 0.002 per step, got a trajectory with delta_l 0.004" in capsys.readouterr().err
 
@@ -192,7 +194,8 @@ def test_evaluate_command_refuses_a_foreign_delta_l(tmp_path, capsys):
 class NaNOn25Nodes(torch.nn.Module):
     """Zero acceleration, except NaN on graphs of 25 nodes: a learned rollout that blows up."""
 
-    def forward(self, node_features: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor) -> torch.Tensor:
+    def forward(self, node_features: torch.Tensor, edge_index: torch.Tensor,
+                edge_features: torch.Tensor) -> torch.Tensor:
         a = torch.zeros(node_features.shape[0], 2, dtype=node_features.dtype)
         if node_features.shape[0] == 25:
             a = a + float("nan")

@@ -158,7 +158,7 @@ run 92
         assert lmp.extract_fix("il", 0, 1, 0) == 12 and lmp.extract_fix("il", 0, 1, 11) == 80
         finals.append(unwrapped_state(lmp))
         lmp.close()
-    for ts, py in zip(*finals):
+    for ts, py in zip(*finals, strict=True):
         np.testing.assert_allclose(py, ts, rtol=0, atol=PARITY_TOL)
 
 

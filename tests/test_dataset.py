@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from gnn_data import compressed_networks
-from lmp_gnn.dataset import (DatasetError, WindowDataset, find_trajectory_files, load_trajectories,
-                             split_by_network, training_metadata)
+from lmp_gnn.dataset import (
+    DatasetError,
+    WindowDataset,
+    find_trajectory_files,
+    load_trajectories,
+    split_by_network,
+    training_metadata,
+)
 from lmp_gnn.trajectory import Trajectory, TrajectoryFormatError
 
 torch.set_num_threads(1)
@@ -220,16 +226,22 @@ def test_pushed_forward_windows():
     ds = WindowDataset([traj], 2, dtype=torch.float64)
     r = torch.as_tensor(traj.positions)
     t = 4
-    oracle = lambda nf, ei, ef: r[t] - 2 * r[t - 1] + r[t - 2]          # the true a(t-1)
+
+    def oracle(nf, ei, ef):
+        return r[t] - 2 * r[t - 1] + r[t - 2]  # the true a(t-1)
+
     plain = ds.sample(0, t, noise=False)
     pushed = ds.sample(0, t, noise=False, predict=oracle)
-    for a, b in zip(plain, pushed):
+    for a, b in zip(plain, pushed, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-15)
-    zero = lambda nf, ei, ef: torch.zeros(nf.shape[0], 2, dtype=nf.dtype)
+
+    def zero(nf, ei, ef):
+        return torch.zeros(nf.shape[0], 2, dtype=nf.dtype)
+
     nf, _, _, target = ds.sample(0, t, noise=False, predict=zero)
     r_t = 2 * r[t - 1] - r[t - 2]                                        # the zero model's r(t)
     torch.testing.assert_close(nf[:, :2], r_t - r[t - 1], rtol=0, atol=1e-15)
     torch.testing.assert_close(r_t + (r_t - r[t - 1]) + target, r[t + 1], rtol=0, atol=1e-14)
     # the first window has no quiet window before it: it stays an ordinary window
-    for a, b in zip(ds.sample(0, 2, noise=False), ds.sample(0, 2, noise=False, predict=zero)):
+    for a, b in zip(ds.sample(0, 2, noise=False), ds.sample(0, 2, noise=False, predict=zero), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmp_gnn.elastic import (FloppyNetworkError, count_zero_modes, elastic_constants, hessian,
-                             lammps_elastic_constants, uniaxial_response)
+from lmp_gnn.elastic import (
+    FloppyNetworkError,
+    count_zero_modes,
+    elastic_constants,
+    hessian,
+    lammps_elastic_constants,
+    uniaxial_response,
+)
 from lmp_gnn.generate import jammed_network
 from lmp_gnn.network import Network
 from lmp_gnn.tuning import tune_poisson
@@ -99,7 +105,8 @@ def test_auxetic_network_agrees_with_lammps(jammed):
 
 def test_floppy_square_lattice_is_detected():
     net = square_lattice(5)  # M = 2N passes the counting bound, but rows slide
-    with pytest.raises(FloppyNetworkError, match=r"expected 2 zero modes of the Hessian \(rigid translations\), got 10"):
+    with pytest.raises(FloppyNetworkError,
+                       match=r"expected 2 zero modes of the Hessian \(rigid translations\), got 10"):
         elastic_constants(net)
 
 

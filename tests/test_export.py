@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from lmp_gnn.cli import main as cli_main
-from lmp_gnn.export import (METADATA_KEYS, CheckpointError, ExportedModelError, export_checkpoint,
-                            load_checkpoint, load_exported, model_from_checkpoint, save_checkpoint)
+from lmp_gnn.export import (
+    METADATA_KEYS,
+    CheckpointError,
+    ExportedModelError,
+    export_checkpoint,
+    load_checkpoint,
+    load_exported,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from lmp_gnn.model import GNNSimulator, ModelConfig
 
 torch.set_num_threads(1)

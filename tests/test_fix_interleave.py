@@ -227,7 +227,7 @@ def test_single_run_restart_equals_continuous_run(models, tmp_path):
     first.close()
     second = run_in_process(f"read_restart {tmp_path / 'half.restart'}\ncomm_modify cutoff 3.0\n"
                             + fixes + "run 46\n")
-    for a, b in zip(unwrapped_state(full), unwrapped_state(second)):
+    for a, b in zip(unwrapped_state(full), unwrapped_state(second), strict=True):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-14)
     assert second.extract_fix("il", 0, 1, 0) == 12 and second.extract_fix("il", 0, 1, 11) == 80
     full.close()

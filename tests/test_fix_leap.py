@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures.lammps_run import (peratom_fix_array, run_in_process, run_lmp, unwrapped_state,
-                                 write_history)
+from fixtures.lammps_run import peratom_fix_array, run_in_process, run_lmp, unwrapped_state, write_history
 from fixtures.lattice import deck_header, triangular_network
 from fixtures.make_models import CONSTANT_A, DEFAULT_METADATA, LINEAR_C
 from lmp_gnn.rollout import rollout

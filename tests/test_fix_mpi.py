@@ -38,7 +38,8 @@ def run(models, workdir, model, nprocs, steps=100, keywords=""):
 def _run(models, workdir, model, nprocs, steps, keywords):
     tag = f"{model}_np{nprocs}_{steps}{keywords.replace(' ', '_')}"
     # k layers need ghosts k bonds deep (bonds ~1.05 here): 4.0 covers k = 3
-    deck = deck_header("net.data", comm_cutoff=4.0) + f"""fix g all gnn/rollout {models[model]} init file hist.txt {keywords}
+    deck = deck_header("net.data", comm_cutoff=4.0)
+    deck += f"""fix g all gnn/rollout {models[model]} init file hist.txt {keywords}
 run {steps}
 write_dump all custom {tag}.dump id xu yu modify format float %.17g sort id
 print "BOX $(lx:%.17g) $(ly:%.17g) STEPS $(f_g[1])"
@@ -130,7 +131,8 @@ def test_newton_bond_off_and_restart_across_rank_counts(models, workdir):
     """newton_bond off (bonds stored twice) gives the same trajectory; a restart written on 2 ranks
     and continued on 1 equals one run on 1 rank."""
     ref_pos, ref_box = run(models, workdir, "spring2", 1)
-    deck = deck_header("net.data", extra="newton on off") + f"""fix g all gnn/rollout {models['spring2']} init file hist.txt
+    deck = deck_header("net.data", extra="newton on off")
+    deck += f"""fix g all gnn/rollout {models['spring2']} init file hist.txt
 run 50
 write_restart half.restart
 """

@@ -168,9 +168,8 @@ def test_networks_command_rejects_nonlinear_networks(tmp_path, capsys):
 
 def test_linearity_check_measures_the_athermal_compression():
     from lmp_gnn.commands.networks import linearity_check
-    from lmp_gnn.md import athermal_box_poisson
-
     from lmp_gnn.elastic import uniaxial_response
+    from lmp_gnn.md import athermal_box_poisson
 
     net = jammed_network(64, 5)  # untuned: nearly linear to 1 %
     nu = uniaxial_response(net, "x")["nu_box"]  # the linear box ν of this (anisotropic, small) network

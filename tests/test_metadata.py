@@ -126,7 +126,8 @@ def test_writers_round_trip():
     for bad in (True, 3.0, "3.5"):
         with pytest.raises(metadata.MetadataError, match="metadata 'history' must be an integer"):
             metadata.parse(dict(DEFAULT_METADATA, history=bad))
-    with pytest.raises(metadata.MetadataError, match=re.escape("model metadata: expected md_steps_per_step > 0, got 0")):
+    with pytest.raises(metadata.MetadataError,
+                       match=re.escape("model metadata: expected md_steps_per_step > 0, got 0")):
         metadata.model_metadata(history=1, layers=1, delta_l=0.002, md_steps_per_step=0)
 
 

@@ -107,7 +107,7 @@ def test_factored_equals_plain_pyg_float32_and_gradients():
     loss_ref = (model.forward_normalized_reference(nf, ei, ef) - model.target_norm(target)).pow(2).mean()
     g_ref = torch.autograd.grad(loss_ref, list(model.parameters()))
     assert abs(loss_fast.item() - loss_ref.item()) <= 1e-5 * loss_ref.item()
-    for a, b in zip(g_fast, g_ref):
+    for a, b in zip(g_fast, g_ref, strict=True):
         assert (a - b).abs().max() <= 1e-4 * b.abs().max() + 1e-7
 
 

@@ -50,7 +50,7 @@ def test_nu_vs_strain(tmp_path, evaluated):
     _png(tmp_path / "nu.png", fig)
     axes = fig.get_axes()
     assert len(axes) == 2
-    for ax, est in zip(axes, ("nu_box", "nu_est")):
+    for ax, est in zip(axes, ("nu_box", "nu_est"), strict=True):
         lines = [ln for ln in ax.get_lines() if ln.get_label() in plots.LABELS.values()]
         assert [ln.get_label() for ln in lines] == [plots.LABELS[k] for k in ("true", "learned", "baseline")]
         ydata = np.asarray(lines[1].get_ydata(), dtype=float)

@@ -7,11 +7,11 @@ import os
 
 import numpy as np
 import pytest
-from test_md import triangular_lattice
 
 from lmp_gnn.cli import main
 from lmp_gnn.commands.simulate import network_seed
 from lmp_gnn.trajectory import load_trajectory
+from test_md import triangular_lattice
 
 FAST = ["--max-strain", "0.004", "--delta-l", "0.004"]
 

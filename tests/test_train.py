@@ -12,7 +12,7 @@ import torch
 
 from gnn_data import compressed_networks
 from lmp_gnn.cli import main as cli_main
-from lmp_gnn.dataset import load_trajectories, split_by_network, WindowDataset
+from lmp_gnn.dataset import WindowDataset, load_trajectories, split_by_network
 from lmp_gnn.export import export_checkpoint, load_checkpoint, load_exported, model_from_checkpoint
 from lmp_gnn.train import ConfigError, _batch_generator, load_config, lr_factor, run_training
 from lmp_gnn.train_config import DataConfig, LoopConfig, TrainConfig
@@ -56,7 +56,7 @@ def test_training_lowers_the_loss_and_exports(tmp_path):
     assert TrainConfig.from_dict(ckpt["train_config"]) == cfg
     assert ckpt["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
     # export the trained model and check it against the eager model on a real window
-    meta = export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "model.pt")
+    export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "model.pt")
     module, meta2 = load_exported(tmp_path / "model.pt")
     assert meta2["history"] == 2 and meta2["md_steps_per_step"] == ckpt["data_meta"]["md_steps_per_step"]
     ds = WindowDataset([t for _, t in load_trajectories([data])], history=2)
@@ -303,7 +303,8 @@ def test_unrolled_loss_after_lead_steps_starts_from_the_models_own_state():
     fresh.backward()
     assert float(led.detach()) > 0 and abs(float(led.detach()) - float(fresh.detach())) <= 1e-9 * float(fresh.detach())
     # gradients only through the last 3 steps: the same as from the model's own state
-    assert all(float((g - p.grad).abs().max()) <= 1e-8 * float(g.abs().max()) for g, p in zip(grads, model.parameters()))
+    assert all(float((g - p.grad).abs().max()) <= 1e-8 * float(g.abs().max())
+               for g, p in zip(grads, model.parameters(), strict=True))
 
 
 def test_unrolled_fine_tuning_from_a_checkpoint(tmp_path):

@@ -26,7 +26,8 @@ def test_reaches_a_lower_target(net, target):
     assert report["status"] == "reached" and report["nu_final"] == pytest.approx(ec.nu, abs=1e-12)
     assert report["nu_tracked"] == pytest.approx(ec.nu, abs=1e-9)  # rank-1 updates stay exact
     assert report["nu_initial"] == pytest.approx(nu0, abs=1e-12)
-    assert report["nu_history"][0] == pytest.approx(nu0, abs=1e-12) and len(report["nu_history"]) == report["n_removed"] + 1
+    assert report["nu_history"][0] == pytest.approx(nu0, abs=1e-12)
+    assert len(report["nu_history"]) == report["n_removed"] + 1
     # only bonds were removed, exactly the ones reported; nodes and positions are untouched
     assert tuned.n_nodes == net.n_nodes
     np.testing.assert_array_equal(tuned.positions, net.positions)
@@ -105,7 +106,7 @@ def test_position_gradient_matches_finite_differences():
     pos = torch.tensor(net.positions, requires_grad=True)
     values = _torch_ratios(net, "joint")(pos)
     ref = uniaxial_response(net, "x")
-    for v, key in zip(values, ("nu", "nu_box", "nu_est")):
+    for v, key in zip(values, ("nu", "nu_box", "nu_est"), strict=True):
         assert float(v.detach()) == pytest.approx(ref[key], abs=1e-12)
     h = 1e-6
     for which, v in enumerate(values):

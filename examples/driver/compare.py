@@ -57,11 +57,13 @@ def main() -> None:
         runs[label].metadata["wall_s"] = time.perf_counter() - t0
     if MPI.COMM_WORLD.rank == 0:
         series = {who: analysis.poisson_series(traj) for who, traj in runs.items()}
-        plots.plot_nu_vs_strain(series, args.out, title=f"N = {net.n_nodes}: MD vs learned leaps after {md_first} MD snapshots",
+        plots.plot_nu_vs_strain(series, args.out,
+                                title=f"N = {net.n_nodes}: MD vs learned leaps after {md_first} MD snapshots",
                                 start_strain=float(series["true"]["strain"][md_first]))
         last = {who: float(s["nu_box"][-1]) for who, s in series.items()}
         print(f"ν_box at {100 * series['true']['strain'][-1]:.2f} % strain: true MD {last['true']:+.4f}, "
-              f"learned {last['learned']:+.4f}, baseline {last['baseline']:+.4f}; wall time MD {runs['true'].metadata['wall_s']:.1f} s, "
+              f"learned {last['learned']:+.4f}, baseline {last['baseline']:+.4f}; "
+              f"wall time MD {runs['true'].metadata['wall_s']:.1f} s, "
               f"MD+learned {runs['learned'].metadata['wall_s']:.1f} s; wrote {Path(args.out).resolve()}")
 
 

@@ -30,6 +30,7 @@ from lmp_gnn.rollout import rollout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_inputs import SPRINGS  # noqa: E402
+
 from lmp_gnn.generate import triangular_network  # noqa: E402
 
 STEPS = 50

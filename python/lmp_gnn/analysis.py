@@ -45,7 +45,8 @@ def position_mse(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """
     pred, true = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
     if pred.shape != true.shape or pred.shape[-1] != 2:
-        raise ValueError(f"expected two position arrays of the same shape [..., N, 2], got {pred.shape} and {true.shape}")
+        raise ValueError(f"expected two position arrays of the same shape [..., N, 2], "
+                         f"got {pred.shape} and {true.shape}")
     return ((pred - true) ** 2).mean(axis=(-2, -1))
 
 
@@ -190,7 +191,8 @@ def evaluate_network(truth: Any, learned: Any, baseline: Any, name: str = "",
         Values the trajectory is too short for are None.
     """
     if learned.start != baseline.start:
-        raise ValueError(f"expected learned and baseline rollouts from the same start, got {learned.start} and {baseline.start}")
+        raise ValueError(f"expected learned and baseline rollouts from the same start, "
+                         f"got {learned.start} and {baseline.start}")
     start = int(learned.start)
     rolls = {"learned": learned, "baseline": baseline}
     curves = {k: rollout_mse(r, truth) for k, r in rolls.items()}
@@ -215,7 +217,8 @@ def evaluate_network(truth: Any, learned: Any, baseline: Any, name: str = "",
         window = slice(0, start + n_common + 1)
         out["alpha"] = {"window": [start, start + n_common],
                         "true": complexity(truth.positions[window], start, start + n_common),
-                        **{k: float(np.linalg.norm(r.accelerations[:n_common], axis=2).mean()) for k, r in rolls.items()}}
+                        **{k: float(np.linalg.norm(r.accelerations[:n_common], axis=2).mean())
+                           for k, r in rolls.items()}}
     else:
         out["alpha"] = {"window": None, "true": None, "learned": None, "baseline": None}
     out["nu_curve"] = {who: {k: [_float(x) for x in v] for k, v in s.items()} for who, s in series.items()}

@@ -42,10 +42,9 @@ from __future__ import annotations
 import glob
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -54,9 +53,9 @@ from torch import Tensor
 from lmp_gnn import features
 from lmp_gnn.metadata import DATA_KEYS, MAX_HISTORY, MIN_HISTORY
 from lmp_gnn.rules import advance
+from lmp_gnn.trajectory import Trajectory, TrajectoryFormatError, load_trajectory
 
 NOISE_TARGETS = ("velocity", "position")
-from lmp_gnn.trajectory import Trajectory, TrajectoryFormatError, load_trajectory
 
 # training-data metadata an exported model carries (docs/formats.md, "Exported models"): the
 # trajectory keys of lmp_gnn.metadata.DATA_KEYS
@@ -91,7 +90,7 @@ class GraphBatch:
     def num_nodes(self) -> int:
         return self.node_features.shape[0]
 
-    def to(self, device: torch.device | str) -> "GraphBatch":
+    def to(self, device: torch.device | str) -> GraphBatch:
         return GraphBatch(self.node_features.to(device), self.edge_index.to(device),
                           self.edge_features.to(device), self.target.to(device), self.batch.to(device),
                           self.num_graphs)
@@ -116,7 +115,7 @@ class UnrollBatch:
     rest_length: Tensor
     node_graph: Tensor
 
-    def to(self, device: torch.device | str) -> "UnrollBatch":
+    def to(self, device: torch.device | str) -> UnrollBatch:
         return UnrollBatch(self.positions.to(device), self.edge_box.to(device), self.edge_index.to(device),
                            self.rest_length.to(device), self.node_graph.to(device))
 
@@ -217,12 +216,12 @@ class WindowDataset:
         if noise_target not in NOISE_TARGETS:
             raise DatasetError(f"expected noise_target in {NOISE_TARGETS}, got {noise_target!r}")
         self.noise_target = noise_target
-        for traj, name in zip(trajectories, names):
+        for traj, name in zip(trajectories, names, strict=True):
             check_trajectory(traj, history, name)
         self.history = history
         self.noise_std = float(noise_std)
         self.dtype = dtype
-        self.graphs = [_Graph(traj, name) for traj, name in zip(trajectories, names)]
+        self.graphs = [_Graph(traj, name) for traj, name in zip(trajectories, names, strict=True)]
         if not (event_ratio >= 0 and math.isfinite(event_ratio)):
             raise DatasetError(f"expected event_ratio >= 0, got {event_ratio}")
         windows = [(g, t) for g, graph in enumerate(self.graphs)

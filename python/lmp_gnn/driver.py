@@ -147,7 +147,7 @@ class CompressionDriver:
     def close(self) -> None:
         self.lmp.close()
 
-    def __enter__(self) -> "CompressionDriver":
+    def __enter__(self) -> CompressionDriver:
         return self
 
     def __exit__(self, *exc) -> None:

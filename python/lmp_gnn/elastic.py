@@ -70,7 +70,8 @@ class ElasticConstants:
         return asdict(self)
 
     @classmethod
-    def from_matrix(cls, C: np.ndarray, C_affine: np.ndarray | None = None, area: float = float("nan")) -> "ElasticConstants":
+    def from_matrix(cls, C: np.ndarray, C_affine: np.ndarray | None = None,
+                    area: float = float("nan")) -> ElasticConstants:
         """Build from a 3x3 Voigt matrix C (and optionally its affine part)."""
         C = np.asarray(C, dtype=np.float64)
         c11a = 0.5 * (C[0, 0] + C[1, 1])
@@ -199,7 +200,8 @@ def count_zero_modes(H: sp.spmatrix, rtol: float = ZERO_MODE_RTOL, method: str =
     return nz, lam_max, soft
 
 
-def elastic_matrix(net: Network, *, check_floppy: bool = True, force_rtol: float = 1e-8) -> tuple[np.ndarray, np.ndarray, dict]:
+def elastic_matrix(net: Network, *, check_floppy: bool = True,
+                   force_rtol: float = 1e-8) -> tuple[np.ndarray, np.ndarray, dict]:
     """Return (C [3,3], C_affine [3,3], diagnostics) of the network's linear response.
 
     Raises:

@@ -114,7 +114,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: expected an lmp-gnn training checkpoint (a dict with 'checkpoint_format'), "
                               f"got {type(ckpt).__name__}; is this an exported model? (use load_exported)")
     if ckpt["checkpoint_format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: expected checkpoint_format {CHECKPOINT_FORMAT}, got {ckpt['checkpoint_format']} "
+        raise CheckpointError(f"{path}: expected checkpoint_format {CHECKPOINT_FORMAT}, "
+                              f"got {ckpt['checkpoint_format']} "
                               f"(written by lmp-gnn {ckpt.get('lmp_gnn_version', '?')}, this is {__version__})")
     if ckpt.get("feature_version") != FEATURE_VERSION:
         raise CheckpointError(f"{path}: expected feature_version {FEATURE_VERSION}, got {ckpt.get('feature_version')} "

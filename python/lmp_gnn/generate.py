@@ -106,7 +106,8 @@ def jammed_network(n_disks: int, seed: int, packing_fraction: float = 0.95, *,
                                              force_tol, max_iter)
     if not fnorm <= force_tol:
         raise JammingError(f"expected FIRE to reach |F| ≤ {force_tol:.3g} within {max_iter} iterations, got "
-                           f"|F| = {fnorm:.3g} after {n_iter} (n_disks={n_disks}, seed={seed}); raise max_iter or force_tol")
+                           f"|F| = {fnorm:.3g} after {n_iter} (n_disks={n_disks}, seed={seed}); "
+                           "raise max_iter or force_tol")
 
     # contacts: centre distance below the sum of radii (minimum image)
     pos = np.mod(pos, box_len)
@@ -203,7 +204,7 @@ def _fire_relax(start: np.ndarray, disk_class: np.ndarray, radius_of_class: np.n
         x[:, :2] = start
         lmp.create_atoms(n, ids, types, x.reshape(-1).tolist())
         lmp.command("mass * 1.0")
-        lmp.command(f"pair_style harmonic/cut")
+        lmp.command("pair_style harmonic/cut")
         for a in range(n_classes):
             for b in range(a, n_classes):
                 rc = radius_of_class[a] + radius_of_class[b]

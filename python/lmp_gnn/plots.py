@@ -69,7 +69,7 @@ def plot_nu_vs_strain(series: Mapping[str, Mapping[str, Sequence[float]]], path:
         The figure: 2 axes, each with one line per entry of `series`.
     """
     fig, axes = _figure(1, 2, 4.6, 3.4)
-    for ax, est in zip(axes[0], ("nu_box", "nu_est")):
+    for ax, est in zip(axes[0], ("nu_box", "nu_est"), strict=True):
         for who, s in series.items():
             strain = np.asarray(s["strain"], dtype=float)
             nu = np.array([np.nan if v is None else v for v in s[est]], dtype=float)
@@ -135,7 +135,7 @@ def plot_parity(panels: Sequence[Mapping[str, Any]], path: str | os.PathLike | N
     if not panels:
         raise ValueError("expected at least one parity panel, got none")
     fig, axes = _grid(len(panels), ncols, 3.2, 3.2)
-    for ax, panel in zip(axes.flat, panels):
+    for ax, panel in zip(axes.flat, panels, strict=False):
         true = np.array([np.nan if v is None else v for v in panel["true"]], dtype=float)
         lo, hi = np.inf, -np.inf
         for who in ("baseline", "learned"):
@@ -207,7 +207,7 @@ def plot_network_overlay(frames: Sequence[Mapping[str, Any]], bonds: np.ndarray,
     if not frames:
         raise ValueError("expected at least one frame, got none")
     fig, axes = _grid(len(frames), ncols, 4.0, 4.0)
-    for ax, frame in zip(axes.flat, frames):
+    for ax, frame in zip(axes.flat, frames, strict=False):
         half = np.zeros(2)
         for who in ("true", "baseline", "learned"):
             if who not in frame:

@@ -51,7 +51,6 @@ from lmp_gnn import features
 from lmp_gnn.rules import FREE_AXIS, advance, box_rule, free_axis_strain
 from lmp_gnn.trajectory import Trajectory
 
-
 Model = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 

@@ -55,8 +55,14 @@ import yaml
 from torch import Tensor, nn
 
 from lmp_gnn import __version__, features
-from lmp_gnn.dataset import DatasetError, GraphBatch, WindowDataset, load_trajectories, split_by_network, \
-    training_metadata
+from lmp_gnn.dataset import (
+    DatasetError,
+    GraphBatch,
+    WindowDataset,
+    load_trajectories,
+    split_by_network,
+    training_metadata,
+)
 from lmp_gnn.export import load_checkpoint, save_checkpoint
 from lmp_gnn.model import GNNSimulator, ModelConfig, OnlineNormalizer, build_model
 from lmp_gnn.train_config import ConfigError, DataConfig, LoopConfig, TrainConfig, load_config
@@ -129,15 +135,15 @@ def update_normalizers(model: GNNSimulator, batch: GraphBatch, d: _Dist) -> None
                                   x.sum(0)]) for x in xs])
     d.all_reduce(first)
     counts, means, k = [], [], 0
-    for (norm, _), x in zip(pairs, xs):
+    for norm, _ in pairs:
         n = first[k]
         counts.append(n)
         means.append(first[k + 1:k + 1 + norm.size] / n.clamp_min(1))
         k += 1 + norm.size
-    second = torch.cat([((x - m) ** 2).sum(0) for x, m in zip(xs, means)])
+    second = torch.cat([((x - m) ** 2).sum(0) for x, m in zip(xs, means, strict=True)])
     d.all_reduce(second)
     k = 0
-    for (norm, _), n, m in zip(pairs, counts, means):
+    for (norm, _), n, m in zip(pairs, counts, means, strict=True):
         norm.merge(n, m, second[k:k + norm.size])
         k += norm.size
 

@@ -254,7 +254,7 @@ class TrainConfig:
                               f"and data.noise_std = 0 with it, got {t.pushforward} and {self.data.noise_std}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         """From the nested dict form (a YAML file's, a checkpoint's `train_config`); missing keys keep
         their defaults, unknown keys are errors."""
         if not isinstance(d, dict):
@@ -272,7 +272,7 @@ class TrainConfig:
         """The nested dict form (plain lists, numbers and strings: YAML- and checkpoint-safe)."""
         return asdict(self)
 
-    def updated(self, overrides: dict) -> "TrainConfig":
+    def updated(self, overrides: dict) -> TrainConfig:
         """A copy with `overrides` (same nesting as `to_dict`) applied, checked as a whole."""
         return TrainConfig.from_dict(_merge(self.to_dict(), overrides))
 

@@ -41,8 +41,15 @@ import numpy as np
 import scipy.linalg
 from scipy.spatial import cKDTree
 
-from lmp_gnn.elastic import (FloppyNetworkError, bond_geometry, compatibility_matrix, elastic_matrix, nu_from_matrix,
-                             strain_vectors, uniaxial_response)
+from lmp_gnn.elastic import (
+    FloppyNetworkError,
+    bond_geometry,
+    compatibility_matrix,
+    elastic_matrix,
+    nu_from_matrix,
+    strain_vectors,
+    uniaxial_response,
+)
 from lmp_gnn.network import Network
 
 NU_RANGE = (-0.6, 0.4)
@@ -363,10 +370,11 @@ def tune_positions(net: Network, target_nu: float, tol: float = 0.01, *, objecti
 
     and then resets every bond's rest length to its new length (the network stays unstressed,
     K = 1/l_r). Unlike the paper, λ halves whenever ν overshoots the target (the sign of ν - target
-    flips), which stops the fixed-step oscillation around the target seen with λ = 4. The gradient of ν is exact: the linear response is written in torch (float64)
-    and differentiated through, where the paper used finite differences of LAMMPS runs. With
-    objective "joint" the ν term is replaced by the largest-deviation term among ν, ν_box and
-    ν_est of a compression along x, each with its own sign. It stops when the tuned ratios are
+    flips), which stops the fixed-step oscillation around the target seen with λ = 4. The gradient
+    of ν is exact: the linear response is written in torch (float64) and differentiated through,
+    where the paper used finite differences of LAMMPS runs. With objective "joint" the ν term is
+    replaced by the largest-deviation term among ν, ν_box and ν_est of a compression along x, each
+    with its own sign. It stops when the tuned ratios are
     within `tol` of the target or after `max_iter` iterations; finally lengths are rescaled to
     mean bond length 1. The paper's degree unit for θ is an assumption (it does not say).
 
@@ -400,7 +408,8 @@ def tune_positions(net: Network, target_nu: float, tol: float = 0.01, *, objecti
     _, l0 = bond_geometry(net)
     strain_err = np.max(np.abs(l0 - net.rest_length) / net.rest_length)
     if strain_err > 1e-9:
-        raise ValueError(f"expected an unstressed network (|l - l_r|/l_r ≤ 1e-9 for every bond), got max {strain_err:.3g}")
+        raise ValueError(f"expected an unstressed network (|l - l_r|/l_r ≤ 1e-9 for every bond), "
+                         f"got max {strain_err:.3g}")
     C0, _, _ = elastic_matrix(net)
     nu0 = nu_from_matrix(C0)
     box = torch.tensor(net.box, dtype=torch.float64)
@@ -504,15 +513,15 @@ def _torch_ratios(net: Network, objective: str):
     """
     import torch
 
-    N, M = net.n_nodes, net.n_bonds
+    N = net.n_nodes  # and M = net.n_bonds in the shapes below
     box = torch.tensor(net.box, dtype=torch.float64)
     bi = torch.tensor(net.bonds[:, 0])
     bj = torch.tensor(net.bonds[:, 1])
     # flat indices of each bond's Hessian blocks (ii, jj, ij, ji; 2x2 each) and force blocks (i, j; 2x3)
     di = torch.stack([2 * bi, 2 * bi + 1], dim=1)  # [M, 2]
     dj = torch.stack([2 * bj, 2 * bj + 1], dim=1)
-    h_index = torch.stack([(r[:, :, None] * (2 * N) + c[:, None, :]) for r, c in ((di, di), (dj, dj), (di, dj), (dj, di))],
-                          dim=1).reshape(-1)
+    blocks = ((di, di), (dj, dj), (di, dj), (dj, di))
+    h_index = torch.stack([(r[:, :, None] * (2 * N) + c[:, None, :]) for r, c in blocks], dim=1).reshape(-1)
     y_index = torch.stack([(r[:, :, None] * 3 + torch.arange(3)[None, None, :]) for r in (di, dj)], dim=1).reshape(-1)
 
     def ratios(pos_t):

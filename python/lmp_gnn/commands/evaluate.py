@@ -52,7 +52,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strains", type=_strain, nargs="+", default=[0.01, 0.05],
                         help="compressive strains at which ν is compared (default: 0.01 0.05)")
     parser.add_argument("--plot-networks", type=int, default=3,
-                        help="networks (spread over nu_linear) to draw ν vs strain, overlay and node plots for (default 3)")
+                        help="networks (spread over nu_linear) to draw ν vs strain, overlay and node plots for "
+                             "(default 3)")
     parser.add_argument("--history", type=int, default=None, help="h for MODEL `zero` (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--engine", choices=("python", "lammps"), default="python",
@@ -152,8 +153,8 @@ def summary_table(agg: dict, model: str, start: int | None = None, steps: int | 
                         "accelerations) before the end: each is scored up to that step, and the `networks` column says "
                         "how many reached a row's point; see `diverged` in results.json for the steps.**\n")
     if agg.get("n_failed"):
-        lines.insert(3, f"**{agg['n_failed']} learned rollout(s) failed (non-finite or malformed output, or LAMMPS stopped) and are "
-                        "not in the table; see `failed` in results.json.**\n")
+        lines.insert(3, f"**{agg['n_failed']} learned rollout(s) failed (non-finite or malformed output, or LAMMPS "
+                        "stopped) and are not in the table; see `failed` in results.json.**\n")
     a = agg["alpha"]
     lines.append(f"| complexity α over the rollout (true MD: {_fmt(a['true'])}) | {_fmt(a['learned'])} "
                  f"| {_fmt(a['baseline'])} (0 by construction) | {agg['n_networks']} |")

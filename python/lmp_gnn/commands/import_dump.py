@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     traj = import_dump(args.data, args.dump, timestep=args.timestep, frames=slice(None, None, args.every))
     save_trajectory(args.output, traj)
     m = traj.metadata
-    nu = "unknown (floppy, or not at equilibrium in the data file)" if m["nu_linear"] is None else f"{m['nu_linear']:+.4f}"
+    nu = ("unknown (floppy, or not at equilibrium in the data file)" if m["nu_linear"] is None
+          else f"{m['nu_linear']:+.4f}")
     print(f"wrote {args.output}: {traj.n_snapshots} snapshots of {traj.n_nodes} nodes, Δl {m['delta_l']:.6g} "
           f"per snapshot ({m['md_steps_per_snapshot']} MD steps), strain {m['max_strain']:.4f}, ν_linear {nu}")
     return 0

@@ -28,8 +28,9 @@ rejected (retried with the next seed, like a floppy one) unless both the box ν 
 --affine-slack (default 0.3) lowers the rejection rate: instead of the greediest removal, each
 step takes the least non-affine one among those that make at least 70 % of the greediest
 progress (24 networks, N = 300, ν across [-0.6, 0.4], --seed 11: 25 of 49 tuned networks rejected,
-against 63 of 87 with plain greedy pruning, --affine-slack 0). The .json is written last and atomically, so a network counts as done
-when its .json exists: an interrupted run resumes where it stopped with the same command.
+against 63 of 87 with plain greedy pruning, --affine-slack 0). The .json is written last and atomically,
+so a network counts as done when its .json exists: an interrupted run resumes where it stopped with
+the same command.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=DEFAULTS["nodes"],
                         help="disks per packing; the network keeps those with ≥ 3 contacts, "
                              "typically ≥ 99 %% of them at φ = 0.95 (default %(default)s)")
-    parser.add_argument("--nu-min", type=float, default=DEFAULTS["nu_min"], help="lowest target ν (default %(default)s)")
-    parser.add_argument("--nu-max", type=float, default=DEFAULTS["nu_max"], help="highest target ν (default %(default)s)")
+    parser.add_argument("--nu-min", type=float, default=DEFAULTS["nu_min"],
+                        help="lowest target ν (default %(default)s)")
+    parser.add_argument("--nu-max", type=float, default=DEFAULTS["nu_max"],
+                        help="highest target ν (default %(default)s)")
     parser.add_argument("--tol", type=float, default=DEFAULTS["tol"], help="tolerance on ν (default %(default)s)")
     parser.add_argument("--objective", choices=("nu", "joint"), default=DEFAULTS["objective"],
                         help="nu: tune the isotropic ν of DESIGN.md §3 only; joint: also the box ν and the "
@@ -151,9 +154,9 @@ def make_network(job: dict) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from lmp_gnn import __version__
     from lmp_gnn.elastic import FloppyNetworkError, elastic_constants, uniaxial_response
+    from lmp_gnn.files import atomic_write_text
     from lmp_gnn.generate import GENERATOR_VERSION, JammingError, jammed_network
     from lmp_gnn.md import athermal_compression
-    from lmp_gnn.files import atomic_write_text
     from lmp_gnn.tuning import TargetNotReachedError, tune_poisson, tune_positions
 
     data_path, json_path = Path(job["data"]), Path(job["json"])
@@ -217,8 +220,8 @@ def make_network(job: dict) -> dict:
                             "check": linearity["wall_time_s"] if linearity else 0.0},
             "data_file": data_path.name,
         }
-        net.write_lammps_data(data_path, title=f"lmp-gnn network {job['index']} seed {seed} target nu {job['target']:.4f} "
-                                               f"nu {ec.nu:.4f} ({GENERATOR_VERSION})")
+        net.write_lammps_data(data_path, title=f"lmp-gnn network {job['index']} seed {seed} "
+                                               f"target nu {job['target']:.4f} nu {ec.nu:.4f} ({GENERATOR_VERSION})")
         atomic_write_text(json_path, json.dumps(rec, indent=1) + "\n")
         return rec
     return {"status": "failed", "index": job["index"], "target": job["target"], "errors": errors,
@@ -258,8 +261,8 @@ def histogram_text(values: np.ndarray, lo: float, hi: float, bins: int = 10, wid
     values = np.clip(np.asarray(values, dtype=np.float64), lo, hi)
     counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
     top = max(int(counts.max()), 1)
-    return "\n".join(f"  [{edges[b]:+.3f}, {edges[b + 1]:+.3f}) {counts[b]:4d} {'#' * int(round(width * counts[b] / top))}"
-                     for b in range(bins))
+    return "\n".join(f"  [{edges[b]:+.3f}, {edges[b + 1]:+.3f}) {counts[b]:4d} "
+                     f"{'#' * int(round(width * counts[b] / top))}" for b in range(bins))
 
 
 def run(args) -> int:
@@ -281,7 +284,8 @@ def run(args) -> int:
     for i, target in enumerate(targets(args.count, args.nu_min, args.nu_max)):
         data_path, json_path = _paths(out, i, width)
         job = dict(index=i, target=float(target), base_seed=args.seed, nodes=args.nodes, tol=args.tol,
-                   objective=args.objective, method=args.method, packing_fraction=args.packing_fraction, attempts=args.attempts,
+                   objective=args.objective, method=args.method, packing_fraction=args.packing_fraction,
+                   attempts=args.attempts,
                    check_strain=args.check_strain, linear_tol=args.linear_tol, affine_slack=args.affine_slack,
                    data=str(data_path), json=str(json_path))
         try:

@@ -77,7 +77,8 @@ def trajectory_delta_l(traj, path: Path, model_delta_l: float | None) -> float:
         own = float(traj.box[0, 0] - traj.box[1, 0])
     if model_delta_l is None:
         if own is None:
-            raise ValueError(f"{path}: expected metadata 'delta_l' or two snapshots to infer it, got neither; pass --delta-l")
+            raise ValueError(f"{path}: expected metadata 'delta_l' or two snapshots to infer it, got neither; "
+                             "pass --delta-l")
         return float(own)
     if own is not None and abs(float(own) - model_delta_l) > 1e-6 * abs(model_delta_l):
         raise ValueError(f"{path}: expected the model's delta_l {model_delta_l} per step, got a trajectory with "

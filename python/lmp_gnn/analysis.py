@@ -136,15 +136,15 @@ def complexity(positions: np.ndarray, start: int = 1, stop: int | None = None) -
 
 # ----------------------------------------------------------------------------- test-set statistics
 
-def r2_score(true: Sequence[float], pred: Sequence[float]) -> float:
+def r2_score(true: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray) -> float:
     """Coefficient of determination 1 - Σ(pred - true)² / Σ(true - mean true)² (NaN if true is constant)."""
-    true, pred = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64)
-    if true.shape != pred.shape:
-        raise ValueError(f"expected true and pred of the same shape, got {true.shape} and {pred.shape}")
-    ss_tot = float(((true - true.mean()) ** 2).sum())
+    t, p = np.asarray(true, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    if t.shape != p.shape:
+        raise ValueError(f"expected true and pred of the same shape, got {t.shape} and {p.shape}")
+    ss_tot = float(((t - t.mean()) ** 2).sum())
     if ss_tot == 0.0:
         return float("nan")
-    return 1.0 - float(((pred - true) ** 2).sum()) / ss_tot
+    return 1.0 - float(((p - t) ** 2).sum()) / ss_tot
 
 
 def parity_stats(true: Iterable[float | None], pred: Iterable[float | None]) -> dict[str, Any]:
@@ -266,12 +266,12 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for point in results[0]["nu"]:
         out["nu"][point] = {}
         for est in ESTIMATORS:
-            true = [r["nu"][point]["true"][est] for r in results]
-            out["nu"][point][est] = {kind: parity_stats(true, [r["nu"][point][kind][est] for r in results])
+            true_nu = [r["nu"][point]["true"][est] for r in results]
+            out["nu"][point][est] = {kind: parity_stats(true_nu, [r["nu"][point][kind][est] for r in results])
                                      for kind in KINDS}
     for who in ("true", *KINDS):
-        vals = [r["alpha"][who] for r in results if r["alpha"][who] is not None]
-        out["alpha"][who] = float(np.mean(vals)) if vals else None
+        alphas = [r["alpha"][who] for r in results if r["alpha"][who] is not None]
+        out["alpha"][who] = float(np.mean(alphas)) if alphas else None
     return out
 
 

@@ -26,6 +26,7 @@ unstressed networks lmp-gnn makes (l = l_r) this is the usual elastic tensor.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -223,7 +224,7 @@ def elastic_matrix(net: Network, *, check_floppy: bool = True,
     if np.max(np.abs(f)) > force_rtol * scale:
         raise ValueError(f"expected a network at mechanical equilibrium (max |force| ≤ {force_rtol * scale:.3g}), "
                          f"got max |force| = {np.max(np.abs(f)):.3g}; relax it first")
-    diag = {}
+    diag: dict[str, Any] = {}
     if check_floppy:
         nz, lam_max, soft = count_zero_modes(H)
         diag.update(zero_modes=nz, lambda_max=lam_max, lambda_min_nonzero=soft)
@@ -375,7 +376,7 @@ def uniaxial_response(net: Network, axis: str = "x") -> dict:
     e[a_ax] = 1.0
     e[o_ax] = -C[o_ax, a_ax] / C[o_ax, o_ax]
     lu = spla.splu(H[2:, 2:].tocsc())
-    u = np.zeros(2 * net.n_nodes)
+    u: np.ndarray = np.zeros(2 * net.n_nodes)
     u[2:] = -lu.solve(Y[2:] @ e)
     u = u.reshape(-1, 2)
     u -= u.mean(axis=0)

@@ -11,7 +11,7 @@ _UMASK = os.umask(0)  # read once at import (os.umask can only be read by settin
 os.umask(_UMASK)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: str = ".tmp") -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object], suffix: str = ".tmp") -> Path:
     """Write `path` through `write(tmp)` on a temporary file beside it, then rename it into place.
 
     The file gets the permissions a plain `open(path, "w")` would give (mkstemp makes 0600); on any

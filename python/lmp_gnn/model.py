@@ -60,6 +60,7 @@ import os
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -178,6 +179,12 @@ class OnlineNormalizer(nn.Module):
     Shapes: input [*, size] -> output [*, size].
     """
 
+    if TYPE_CHECKING:  # the buffers registered in __init__ (float64); hidden from TorchScript,
+        count: Tensor  # which cannot read class annotations written as strings (PEP 563)
+        mean: Tensor
+        m2: Tensor
+        std: Tensor
+
     def __init__(self, size: int, std_epsilon: float = 1e-12, std_rel_epsilon: float = 1e-4):
         super().__init__()
         self.size = size
@@ -277,14 +284,20 @@ class MLP(nn.Module):
                 x = torch.relu_(lin(x))
         return x
 
+    def first_linear(self) -> tuple[Tensor, Tensor]:
+        """(weight, bias) of the first Linear."""
+        w, b = self.layers[0].weight, self.layers[0].bias
+        assert isinstance(w, Tensor) and isinstance(b, Tensor)  # ModuleList items are typed Module
+        return w, b
+
     def last_linear(self) -> tuple[Tensor, Tensor]:
         """(weight, bias) of the last Linear."""
-        w = self.layers[0].weight
-        b = self.layers[0].bias
+        w, b = self.first_linear()
         for i, lin in enumerate(self.layers):
             if i == self.n_layers - 1:
-                w = lin.weight
-                b = lin.bias
+                lw, lb = lin.weight, lin.bias
+                assert isinstance(lw, Tensor) and isinstance(lb, Tensor)
+                w, b = lw, lb
         return w, b
 
 
@@ -315,9 +328,8 @@ class InteractionLayer(MessagePassing):
         need_edges=False (the last layer: the caller uses only x) lets the layer skip the
         messages themselves; the second returned tensor is then not the edge state."""
         lat = self.latent
-        first = self.phi.layers[0]
-        w = first.weight                               # [H, 3L]
-        pre = F.linear(e, w[:, 2 * lat:], first.bias)  # [E, H]
+        w, bias = self.phi.first_linear()              # [H, 3L], [H]
+        pre = F.linear(e, w[:, 2 * lat:], bias)        # [E, H]
         return self._finish(x, edge_index, e, pre, need_edges)
 
     def forward_folded(self, x: Tensor, edge_index: Tensor, e_hidden: Tensor, w_e: Tensor, b_e: Tensor,
@@ -329,9 +341,8 @@ class InteractionLayer(MessagePassing):
         (no edge residual into a later layer). Returns (x, m) with m the messages [E, L].
         """
         lat = self.latent
-        first = self.phi.layers[0]
-        w = first.weight
-        wc, bc = F.linear(w_e.t(), w[:, 2 * lat:]).t(), F.linear(b_e, w[:, 2 * lat:], first.bias)
+        w, bias = self.phi.first_linear()
+        wc, bc = F.linear(w_e.t(), w[:, 2 * lat:]).t(), F.linear(b_e, w[:, 2 * lat:], bias)
         pre = F.linear(e_hidden, wc, bc)                # [E, H]
         x_new, m = self._finish(x, edge_index, None, pre, need_edges)
         return x_new, m
@@ -339,7 +350,7 @@ class InteractionLayer(MessagePassing):
     def _finish(self, x: Tensor, edge_index: Tensor, e: Tensor | None, pre: Tensor, need_edges: bool
                 ) -> tuple[Tensor, Tensor]:
         lat = self.latent
-        w = self.phi.layers[0].weight
+        w, _ = self.phi.first_linear()
         sender = edge_index[0]
         receiver = edge_index[1]
         a = F.linear(x, w[:, :lat])                    # [N, H] receiver part, once per node
@@ -471,7 +482,8 @@ class GNNSimulator(nn.Module):
         last = len(self.processor) - 1
         for i, layer in enumerate(self.processor):
             if i == 0 and self.fold_edge_encoder:
-                x, e = layer.forward_folded(x, edge_index, e, w_e, b_e, i < last)
+                # ModuleList items are typed Module; TorchScript knows each one is an InteractionLayer
+                x, e = layer.forward_folded(x, edge_index, e, w_e, b_e, i < last)  # type: ignore[operator]
             else:
                 x, e = layer(x, edge_index, e, i < last)
         return self.decoder(x)
@@ -506,6 +518,7 @@ class GNNSimulator(nn.Module):
         x = self.node_encoder(self.node_norm(node_in))
         e = self.edge_encoder(self.edge_norm(edge_in))
         for layer in self.processor:
+            assert isinstance(layer, InteractionLayer)
             x, e = layer.forward_reference(x, edge_index, e)
         return self.decoder(x)
 

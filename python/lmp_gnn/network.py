@@ -42,8 +42,9 @@ class Network:
     box: np.ndarray
     bonds: np.ndarray
     rest_length: np.ndarray
-    stiffness: np.ndarray | None = None
-    node_type: np.ndarray | None = None
+    # None is accepted and replaced in __post_init__, so the attributes are always arrays
+    stiffness: np.ndarray = None  # type: ignore[assignment]
+    node_type: np.ndarray = None  # type: ignore[assignment]
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

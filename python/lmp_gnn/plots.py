@@ -217,7 +217,7 @@ def plot_network_overlay(frames: Sequence[Mapping[str, Any]], bonds: np.ndarray,
             half = np.maximum(half, box / 2)
             outline = Rectangle(tuple(-box / 2), box[0], box[1], fill=False, ec=_color(who), lw=0.8, ls="--")
             ax.add_patch(outline)
-            lc = LineCollection(bond_segments(pos, box, bonds), colors=_color(who),
+            lc = LineCollection(list(bond_segments(pos, box, bonds)), colors=_color(who),
                                 linewidths=0.9 if who == "true" else 0.7, alpha=0.9, label=LABELS.get(who, who))
             ax.add_collection(lc)
             lc.set_clip_path(outline)
@@ -231,7 +231,8 @@ def plot_network_overlay(frames: Sequence[Mapping[str, Any]], bonds: np.ndarray,
     return _finish(fig, path)
 
 
-def plot_node_trajectories(steps: Sequence[int], columns: Mapping[str, np.ndarray], nodes: Sequence[int],
+def plot_node_trajectories(steps: Sequence[int] | np.ndarray, columns: Mapping[str, np.ndarray],
+                           nodes: Sequence[int] | np.ndarray,
                            path: str | os.PathLike | None = None, title: str = "") -> Figure:
     """Displacement of chosen nodes against step, y (top row) and x (bottom row) (Fig. 4).
 

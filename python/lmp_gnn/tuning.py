@@ -323,7 +323,7 @@ def nonaffinity_x(net: Network) -> float:
     C, _, _ = elastic_matrix(net, check_floppy=False)
     H, Y, _, _ = _assemble(net)
     e = np.array([1.0, -C[1, 0] / C[1, 1], 0.0])
-    u = np.zeros(2 * net.n_nodes)
+    u: np.ndarray = np.zeros(2 * net.n_nodes)
     u[2:] = -spla.splu(H[2:, 2:].tocsc()).solve(Y[2:] @ e)
     u = u.reshape(-1, 2)
     u -= u.mean(axis=0)

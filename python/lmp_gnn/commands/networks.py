@@ -40,12 +40,13 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-DEFAULTS = dict(count=10, nodes=300, nu_min=-0.6, nu_max=0.4, seed=0, workers=1, tol=0.01, packing_fraction=0.95,
-                objective="joint", method="prune", attempts=30,
-                check_strain=0.01, linear_tol=0.03, check_increments=4, affine_slack=0.3)
+DEFAULTS: dict[str, Any] = dict(count=10, nodes=300, nu_min=-0.6, nu_max=0.4, seed=0, workers=1, tol=0.01,
+                                packing_fraction=0.95, objective="joint", method="prune", attempts=30,
+                                check_strain=0.01, linear_tol=0.03, check_increments=4, affine_slack=0.3)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -280,7 +281,8 @@ def run(args) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     width = max(4, len(str(args.count - 1)))
-    jobs, done = [], []
+    jobs: list[dict] = []
+    done: list[dict] = []
     for i, target in enumerate(targets(args.count, args.nu_min, args.nu_max)):
         data_path, json_path = _paths(out, i, width)
         job = dict(index=i, target=float(target), base_seed=args.seed, nodes=args.nodes, tol=args.tol,

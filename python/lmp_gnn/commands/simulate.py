@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
           f"with {args.workers} worker(s) -> {out}", file=sys.stderr)
 
     t0 = time.perf_counter()
-    results, failures = [], []
+    results: list[dict] = []
+    failures: list[dict] = []
     with tqdm(total=len(tasks), unit="net", desc="simulate", dynamic_ncols=True) as bar:
         def collect(res: dict) -> None:
             (failures if "error" in res else results).append(res)

@@ -142,6 +142,7 @@ def test_mean_curve_of_different_lengths():
     np.testing.assert_array_equal(analysis.mean_curve([[0.0, 2.0, 4.0], [0.0, 4.0]]), [0.0, 3.0, 4.0])
 
 
+@pytest.mark.slow
 def test_evaluate_command_writes_results_beside_the_baseline(tmp_path):
     import json
 

@@ -198,6 +198,7 @@ def gnn_reference(network, hist, n_steps):
     return rollout(gnn_model(), arrays, start=h, n_steps=n_steps, history=h, delta_l=DELTA_L, dtype=torch.float64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_pyg_model_in_plain_lmp(data_file, network, tmp_path, nprocs):
     """An un-exported GNNSimulator (PyG eager) as the model of a deck run by `lmp -in`."""
@@ -219,6 +220,7 @@ run {n_steps}
     np.testing.assert_allclose(r, ref.positions[-1], rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_python_model_example_runs(tmp_path):
     """examples/python_model/in.python_model runs as is (in a copy of the folder) under `lmp`."""
     import os
@@ -275,6 +277,7 @@ def lammps_errors(text: str) -> list[str]:
     return re.findall(r"^ERROR(?: on proc \d+)?: (.*)$", text, re.M)
 
 
+@pytest.mark.slow
 def test_exception_becomes_lammps_error_with_traceback(data_file, tmp_path):
     out = run_lmp(deck_header(data_file) + f"fix g all gnn/rollout {python_spec('raises')}\nrun 5\n",
                   tmp_path, timeout=120)
@@ -290,6 +293,7 @@ def test_exception_becomes_lammps_error_with_traceback(data_file, tmp_path):
     assert "bridge.py" not in tb        # the bridge's own frames are left out
 
 
+@pytest.mark.slow
 def test_factory_exception_becomes_lammps_error(data_file, tmp_path):
     out = run_lmp(deck_header(data_file) + f"fix g all gnn/rollout {python_spec('factory_raises')}\n",
                   tmp_path, timeout=120)

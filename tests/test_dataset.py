@@ -179,6 +179,7 @@ def test_split_and_metadata():
         find_trajectory_files(["/nonexistent/dir/*.npz"])
 
 
+@pytest.mark.slow
 def test_real_compression_windows():
     items = load_trajectories([compressed_networks()])
     assert [n for n, _ in items] == ["net0", "net1", "net2"]

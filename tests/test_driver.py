@@ -94,6 +94,7 @@ def test_bad_schedule_and_model_arguments(net):
             d.run_schedule([("minimize", 3)])
 
 
+@pytest.mark.slow
 def test_mpi_two_ranks_equal_one(net, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     bindir = Path(sys.executable).parent
@@ -109,6 +110,7 @@ def test_mpi_two_ranks_equal_one(net, tmp_path):
     np.testing.assert_allclose(b.box, a.box, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_compare_example_runs(net, tmp_path):
     """examples/driver/compare.py as a user runs it: MD vs learned vs baseline, ν vs strain plot."""
     from fixtures.make_models import make_models

@@ -11,6 +11,9 @@ import pytest
 from fixtures.lammps_run import run_lmp
 from fixtures.lattice import deck_header, triangular_network
 
+# every test starts `lmp` in a subprocess (~0.3 s each): outside the fast inner loop (-m "not slow")
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory):

@@ -29,6 +29,7 @@ def test_leap_example_runs(tmp_path):
     assert (work / "leap.dump").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_shadow_example_runs(tmp_path):
     root = Path(__file__).resolve().parents[1] / "examples"
     for name in ("leap", "shadow"):
@@ -46,6 +47,7 @@ def test_shadow_example_runs(tmp_path):
     assert 0 < float(m.group(2)) < float(m.group(3))
 
 
+@pytest.mark.slow
 def test_interleave_examples_run(tmp_path):
     """in.interleave (mode interleave, one run) and in.switch (consecutive runs, init fix)."""
     root = Path(__file__).resolve().parents[1] / "examples"

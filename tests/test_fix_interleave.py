@@ -88,6 +88,7 @@ fix leap all gnn/rollout {models['spring']} init fix sh
             "step 35; end the MD run on a multiple of its every (10)") in text, text[-2000:]
 
 
+@pytest.mark.slow
 def test_md_learned_md_ranks_agree(models, tmp_path):
     """The interleaved deck (MD with a shadow fix, a learned block started from its history, MD
     again) under `mpirun -np 2 lmp` gives the np = 1 positions."""
@@ -234,6 +235,7 @@ def test_single_run_restart_equals_continuous_run(models, tmp_path):
     second.close()
 
 
+@pytest.mark.slow
 def test_single_run_ranks_agree(models, tmp_path):
     """mode interleave under `mpirun -np 2 lmp` gives the np = 1 positions (two cycles)."""
     net = triangular_network(10, 10, seed=7)

@@ -52,8 +52,12 @@ print "BOX $(lx:%.17g) $(ly:%.17g) STEPS $(f_g[1])"
     return np.loadtxt(workdir / f"{tag}.dump", skiprows=9), np.array([float(line[1]), float(line[2])])
 
 
-@pytest.mark.parametrize("model", ["spring", "spring2"])
-@pytest.mark.parametrize("nprocs", [2, 4])
+@pytest.mark.parametrize("model,nprocs", [
+    ("spring2", 2),  # the fast inner loop keeps k = 2 (a two-bond halo) on 2 ranks
+    pytest.param("spring", 2, marks=pytest.mark.slow),
+    pytest.param("spring", 4, marks=pytest.mark.slow),
+    pytest.param("spring2", 4, marks=pytest.mark.slow),
+])
 def test_ranks_agree(models, workdir, model, nprocs):
     ref_pos, ref_box = run(models, workdir, model, 1)
     pos, box = run(models, workdir, model, nprocs)
@@ -84,6 +88,7 @@ print "SCORES $(f_sh[1]) $(f_sh[7]:%.17g) $(f_sh[8]:%.17g) $(f_sh[9]:%.17g) $(f_
     np.testing.assert_allclose(got, ref, rtol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["spring_f32", "spring2_f32", "spring3_f32"])
 @pytest.mark.parametrize("nprocs", [2, 4])
 def test_float32_200_steps(models, workdir, model, nprocs):
@@ -106,6 +111,7 @@ def workdir_positions(workdir):
     return Network.read_lammps_data(workdir / "net.data").positions
 
 
+@pytest.mark.slow
 def test_restart_from_one_rank_continued_on_two(models, workdir):
     """A restart written on 1 rank and continued on 2 equals one run on 1 rank (100 steps)."""
     ref_pos, ref_box = run(models, workdir, "spring2", 1)
@@ -127,6 +133,7 @@ write_dump all custom from_one.dump id xu yu modify format float %.17g sort id
     np.testing.assert_allclose(pos[:, 1:], ref_pos[:, 1:], rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_newton_bond_off_and_restart_across_rank_counts(models, workdir):
     """newton_bond off (bonds stored twice) gives the same trajectory; a restart written on 2 ranks
     and continued on 1 equals one run on 1 rank."""

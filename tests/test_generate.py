@@ -97,6 +97,7 @@ def _wrap(d, box):
     return d - box * np.round(d / box)
 
 
+@pytest.mark.slow
 def test_networks_command_writes_resumable_output(tmp_path, capsys):
     out = tmp_path / "nets"
     argv = ["networks", "--count", "2", "--nodes", "64", "--nu-min", "0.1", "--nu-max", "0.3", "--workers", "2",

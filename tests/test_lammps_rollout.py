@@ -40,6 +40,7 @@ def test_lammps_rollout_arguments(models, trajectory):
         lammps_rollout(models["spring"], trajectory, 3, 0, 2)
 
 
+@pytest.mark.slow
 def test_evaluate_engine_lammps_equals_python(models, trajectory, tmp_path):
     save_trajectory(tmp_path / "data" / "net_a.npz", trajectory)
     results = {}

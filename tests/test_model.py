@@ -191,6 +191,7 @@ def test_bad_inputs_rejected():
         build_model({"histroy": 2})
 
 
+@pytest.mark.slow
 def test_generated_pyg_sources_removed_at_exit(tmp_path):
     # PyG writes each MessagePassing class's generated source to the temp directory and keeps it;
     # lmp_gnn.model removes its own at exit (after TorchScript no longer needs them).

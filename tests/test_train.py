@@ -197,6 +197,7 @@ def test_cli_train_with_flags(tmp_path):
     assert rc == 0 and load_checkpoint(tmp_path / "out" / "last.pt")["step"] == 8
 
 
+@pytest.mark.slow
 def test_two_process_ddp_gloo(tmp_path):
     data = compressed_networks()
     out = tmp_path / "ddp"

@@ -4,7 +4,7 @@ For every network of a directory made by `lmp-gnn networks` (NAME.data + NAME.js
 in LAMMPS to --strain (default 1 %) and compare at that strain:
 
 - the MD box ν (-ε_y/ε_x) with the sidecar's linear-response ν (`nu_linear`, the isotropic
-  ν = (B - G)/(B + G) of DESIGN.md §3) and with the linear-response box ratio of a compression
+  ν = (B - G)/(B + G) of docs/physics.md §5) and with the linear-response box ratio of a compression
   along x (`uniaxial_x.nu_box`: the same boundary conditions as the MD);
 - with --aqs, the MD box ν with the athermal quasi-static (T = 0, energy-minimised) ν at the same
   strain: the limit the MD tends to as the rate goes to zero, which separates protocol error

@@ -54,7 +54,7 @@ def test_bonds_are_the_contacts_of_the_packing(net):
 
 
 def test_rigid_with_positive_poisson_ratio(net):
-    """At φ = 0.95: Z ≈ 5.2 (well above isostatic 4) and ν > 0, as DESIGN.md reports."""
+    """At φ = 0.95: Z ≈ 5.2 (well above isostatic 4) and ν > 0, as docs/physics.md §3 reports."""
     ec = elastic_constants(net)  # raises FloppyNetworkError if floppy
     assert 5.0 < 2 * net.n_bonds / net.n_nodes < 5.5
     assert ec.B > 0 and ec.G > 0

@@ -75,7 +75,7 @@ def test_refuses_bad_arguments_and_stressed_networks(net):
 
 def test_joint_tuned_network_shows_its_target_in_md():
     """MD compression (lmp_gnn.md, quasi-static protocol) of a joint-tuned auxetic network gives the
-    target by both the box and the paper's estimator at 0.5 % strain; DESIGN.md reports MD box ν
+    target by both the box and the paper's estimator at 0.5 % strain; docs/physics.md §5 reports MD box ν
     within 0.02 of linear response on average (0.05 at most) at 1 %."""
     from lmp_gnn.md import compress
     from lmp_gnn.poisson import box_poisson, estimator_poisson

@@ -77,7 +77,7 @@ class CompressionDriver:
         cmd("unfix planar")
         cmd(f"fix squeeze all deform 1 x erate {-rate:.17g} remap x")
         cmd("fix planar all enforce2d")                      # enforce2d stays the last fix
-        # start/stop keep fix deform on one ramp across the chunks (DESIGN.md, LAMMPS facts)
+        # start/stop keep fix deform on one ramp across the chunks (docs/physics.md §6, facts)
         first = int(self.lmp.extract_global("ntimestep"))
         last = first + n_snapshots * self.xi
         for k in range(n_snapshots):

@@ -15,7 +15,7 @@ H⁺ is the inverse of H on the complement of the two rigid translations; it is 
 pinning node 0 (which removes exactly the translations) and a sparse LU solve. A network with
 any further zero mode of H is floppy and raises `FloppyNetworkError`.
 
-Moduli (DESIGN.md §3, PAPER supplement §I.A.5): C11a = (C11 + C22)/2, C12a = C12,
+Moduli (docs/physics.md §5, the paper's supplement §I.A.5): C11a = (C11 + C22)/2, C12a = C12,
 B = (C11a + C12a)/2, G = (C11a - C12a)/2, ν = (1 - G/B)/(1 + G/B).
 
 For a network whose bonds are under tension (l ≠ l_r) the bond Hessian includes the tension
@@ -95,7 +95,7 @@ def poisson_from(B, G):
 
 
 def nu_from_matrix(C: np.ndarray) -> float:
-    """Poisson's ratio of a 3x3 Voigt matrix, by DESIGN.md §3."""
+    """Poisson's ratio of a 3x3 Voigt matrix, by docs/physics.md §5."""
     c11a = 0.5 * (C[0, 0] + C[1, 1])
     c12a = 0.5 * (C[0, 1] + C[1, 0])
     return float(poisson_from(*moduli_from(c11a, c12a)))
@@ -357,7 +357,7 @@ def lammps_elastic_constants(net: Network, strain: float = 1e-6, *, ftol: float 
 def uniaxial_response(net: Network, axis: str = "x") -> dict:
     """Linear response to a small compression along `axis` with zero stress on the other axis.
 
-    The protocol of the MD (DESIGN.md §3): strain ε along `axis`, the other box length free at
+    The protocol of the MD (docs/physics.md §6): strain ε along `axis`, the other box length free at
     zero normal stress, no box tilt (γ = 0). Returns a dict with
 
     - nu_box: -ε_other/ε_axis = C12/C22 for axis x (C12/C11 for y), what box lengths give;
@@ -365,7 +365,7 @@ def uniaxial_response(net: Network, axis: str = "x") -> dict:
       `lmp_gnn.rules.nu_estimator`, evaluated on the linear-response node displacements
       (affine about the box centre plus the non-affine relaxation, centre of mass fixed), with
       node distances from the box centre taken from the wrapped positions;
-    - nu: the isotropic-average ν of DESIGN.md §3, for comparison.
+    - nu: the isotropic-average ν of docs/physics.md §5, for comparison.
     """
     if axis not in ("x", "y"):
         raise ValueError(f"expected axis 'x' or 'y', got {axis!r}")

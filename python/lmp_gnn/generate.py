@@ -1,6 +1,6 @@
-"""Disordered elastic networks from jammed packings of soft disks (PAPER supplement §I.A.2).
+"""Disordered elastic networks from jammed packings of soft disks (the paper's supplement §I.A.2).
 
-Recipe (DESIGN.md §3):
+Recipe (docs/physics.md §3):
 
 1. N soft disks of 4 diameters (1.0, 1.2, 1.4, 1.6 by default), in equal proportions, are
    placed uniformly at random in a square periodic 2D box whose side gives the requested
@@ -16,7 +16,7 @@ Recipe (DESIGN.md §3):
    (E = K (l - l_r)², LAMMPS `bond_style harmonic`).
 
 Angle-bending terms (the paper's optional K_ang) are not generated: the project's networks
-have K_ang = 0 (DESIGN.md §3). A network with angles would need atom_style angle files and an
+have K_ang = 0 (docs/physics.md §2). A network with angles would need atom_style angle files and an
 elastic model with bending terms; neither exists yet.
 
 The whole procedure is deterministic for a given seed (numpy's PCG64 for the initial positions,

@@ -1,6 +1,6 @@
 """Quasi-static uniaxial compression of a network in LAMMPS (in process), as a `Trajectory`.
 
-The protocol (DESIGN.md §3, the paper's supplement §I.A.3), LJ units:
+The protocol (docs/physics.md §6, the paper's supplement §I.A.3), LJ units:
 
 - `dimension 2`, `atom_style bond`, `bond_style harmonic` (E = K (l - l_r)^2), bonded only
   (`pair_style zero`, ghost cutoff above the longest bond);
@@ -94,7 +94,7 @@ def compress(net: Network, *, max_strain: float = 0.05, delta_l: float = 2e-3, t
         cmd(f"fix squeeze all deform 1 x erate {-rate:.17g} remap x")
         cmd("fix planar all enforce2d")
         for t in range(1, n_steps + 1):
-            # start/stop on every chunk keep fix deform on one continuous ramp (DESIGN.md facts);
+            # start/stop on every chunk keep fix deform on one continuous ramp (docs/physics.md §6, facts);
             # the first chunk needs pre yes for the new fixes' setup.
             pre = "yes" if t == 1 else "no"
             cmd(f"run {xi} start 0 stop {n_total} pre {pre} post no")

@@ -1,9 +1,10 @@
 """The learned simulator's network: encoder -> k message-passing layers -> decoder.
 
-Architecture (PAPER.md §II "Model architecture"; GNS, Sanchez-Gonzalez et al. 2020):
+Architecture (the paper's §II "Model architecture", docs/physics.md §1; GNS, Sanchez-Gonzalez
+et al. 2020); docs/model.md gives the reasons and measurements behind this implementation:
 
-    x_i^0 = eps_x(norm_x(node_features_i))          node encoder, [N, 2h] -> [N, L]
-    e_ij^0 = eps_e(norm_e(edge_features_ij))        edge encoder, [E, 4]  -> [E, L]
+    x_i^0 = eps_x(norm_x(node_inputs_i))            node encoder, [N, 2h] -> [N, L]
+    e_ij^0 = eps_e(norm_e(edge_inputs_ij))          edge encoder, [E, 5]  -> [E, L]
     for layer l = 1..k (each with its own parameters):
         m_ij   = phi^l([x_i, x_j, e_ij])            i = receiver, j = sender
         x_i'   = psi^l([x_i, sum_j m_ij])
@@ -13,35 +14,21 @@ Architecture (PAPER.md §II "Model architecture"; GNS, Sanchez-Gonzalez et al. 2
                                                     (0 by default: the paper's model)
 
 Every MLP is `mlp_layers` Linear layers (default 2) with ReLU between them, hidden width
-`hidden` (default 128) and output width `latent` (default 128; 2 for the decoder), with
-no activation after the last layer. Residual connections follow GNS (they keep deeper
-processors, k > 1, well conditioned; with k = 1 the edge residual is never used). The
-messages summed at a receiver are the phi outputs m_ij (before the edge residual), as in
-GNS. Optional LayerNorm after every MLP but the decoder's (GNS uses it; the paper does
-not mention it, so it is off by default).
+`hidden` (default 128) and output width `latent` (default 128; 2 for the decoder), with no
+activation after the last layer; optional LayerNorm after every MLP but the decoder's (off by
+default). Initialisation (paper): every weight and bias ~ N(0, std = 1/sqrt(fan-in)).
 
-Initialisation (paper): every weight and bias ~ N(0, std = 1/sqrt(n)) with n the layer's
-fan-in (input width), the convention under which PyTorch's default is U(-1/sqrt(n), 1/sqrt(n)).
+Normalisation: three `OnlineNormalizer`s (node inputs, edge inputs, target accelerations) live
+in the model, so `forward` takes raw features and returns raw accelerations (the exported
+TorchScript contract, docs/formats.md); training computes its loss on normalised accelerations
+through `forward_normalized`. `model_inputs` derives the inputs from the contract's features.
 
-Normalisation: three `OnlineNormalizer`s (node features, edge features, target
-accelerations) hold running mean/variance of everything seen in training. They live in
-the model, so `forward` takes raw features and returns raw accelerations (the exported
-TorchScript contract, docs/formats.md); training computes its loss on normalised
-accelerations through `forward_normalized`.
+Two mathematically identical paths (tests/test_model.py: equal to round-off):
 
-Two mathematically identical paths (tests/test_model.py: equal to round-off, 1e-12 in float64):
-
-- `forward` (the one TorchScript compiles, the one exported): the first Linear of every
-  edge MLP phi is factored, W [x_i; x_j; e] + b = W_a x_i + W_b x_j + (W_c e + b), with
-  W_a x and W_b x computed once per node and gathered per edge (DESIGN.md §6 measured
-  2.7x at N = 10k with oneDNN; benchmarks/model_speed.py measures this code); aggregation
-  by index_add_ at the receiver; ReLUs and the gathered terms are applied in place on the
-  layer's own temporaries. When nothing after the first
-  layer needs the edge embedding (k = 1, or no residuals) and there is no LayerNorm, the
-  edge encoder's last Linear is folded into W_c as well (W_c (W_2 h + b_2) + b =
-  (W_c W_2) h + (W_c b_2 + b)), which saves one [E, 128] x [128, 128] product per step. In the
-  last layer only the messages' sum is used, so the message MLP's last Linear is applied after
-  the sum (W Σ_j y_ij + deg_i b): another [E, 128] x [128, 128] product becomes [N, 128] x [128, 128].
+- `forward` (the one TorchScript compiles, the one exported): the first Linear of every edge
+  MLP phi factored into per-node and per-edge parts, the edge encoder's last Linear folded in
+  where nothing else needs the edge embedding, the last layer's message Linear applied after the
+  sum, in-place temporaries (docs/model.md, "Two forward paths"; benchmarks/model_speed.py);
 - `forward_reference`: plain PyTorch Geometric eager (`edge_updater` computes
   m = phi(cat[x_i, x_j, e_ij]), `propagate` with aggr="add" sums it); the benchmark's baseline.
 
@@ -107,9 +94,7 @@ class ModelConfig:
             is constant within round-off (e.g. 1/l_r of a lattice) is not blown up.
         prior: weight c of the history-extrapolation prior a_prior = c (v(t) - v(t-1)) that is
             added to the network's output, so the network learns the residual a - a_prior
-            (needs history >= 2; 0 = off, the paper's model). Quasi-static paths are smooth in
-            time, and with c = 1 the prior alone is ~3000x closer than a = 0 after one step on a
-            typical network (benchmarks/history_extrapolation.py).
+            (needs history >= 2; 0 = off, the paper's model; why, and what it gains: docs/model.md).
     """
 
     history: int = 3

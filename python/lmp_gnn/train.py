@@ -4,7 +4,7 @@
   validation from `data.val`, or a split of the training files by network
   (`data.val_fraction`), so no network is in both.
 - Objective: MSE between predicted and true accelerations, both normalised by the model's
-  online target normaliser (PAPER.md §II); the normalisers accumulate mean/variance of node
+  online target normaliser (the paper's §II, docs/physics.md §1); the normalisers accumulate mean/variance of node
   features, edge features and targets over every batch seen (synchronised across ranks).
 - Push-forward (`train.pushforward` = p): that share of batches (one draw per step, the same on
   every rank) takes its inputs from the model's own one-step prediction; those batches do not

@@ -14,23 +14,22 @@ removals are refused (p_b > 1 - pivot_tol). Every step evaluates ν' for every c
 once and removes the one that brings ν closest to the target (for "joint", below: the smallest
 sum of squared deviations of the tuned ratios), keeping every node at ≥ 3 bonds and the elastic
 matrix positive definite; it stops within `tol` of the target, or raises `TargetNotReachedError`
-with the best ν reached when no removal gets closer. On N = 300 jammed networks it reached every
-target tried in [-0.95, 0.95], removing 0.1–12 % of the bonds.
+with the best ν reached when no removal gets closer (what it reaches: docs/physics.md §4).
 
 The pruned network keeps all its nodes and positions; removed bonds simply disappear (rest
 lengths unchanged, still unstressed).
 
-`tune_positions` is the paper's alternative (PAPER supplement §I.A.4): keep every bond and move
+`tune_positions` is the paper's alternative (supplement §I.A.4, docs/physics.md §4): keep every bond and move
 the nodes by clipped gradient descent on ν with minimum-distance and minimum-angle penalties;
 here the gradient is exact (linear response written in torch), not finite differences.
 
-Both take objective "nu" (the isotropic ν of DESIGN.md §3) or "joint": ν together with the two
+Both take objective "nu" (the isotropic ν of docs/physics.md §5) or "joint": ν together with the two
 ratios an MD compression along x measures, the box ratio ν_box = C12/C22 and the paper's node
-estimator ν_est. On pruned auxetic networks these three can differ by 0.1–0.3 (DESIGN.md,
-"Facts"); "joint" keeps all three within tol of the target.
+estimator ν_est. On pruned auxetic networks these three can differ by 0.1–0.3
+(docs/physics.md §7); "joint" keeps all three within tol of the target.
 
-Cost: both keep dense [2N, 2N] matrices: fine to N ≈ 1000 (tune_poisson: ~1 s at N = 300,
-~14 s at N = 1000, memory ~ 8·(4N² + 2MN) bytes).
+Cost: both keep dense [2N, 2N] matrices, memory ~ 8·(4N² + 2MN) bytes: fine to N ≈ 1000
+(measured times: docs/physics.md §4).
 """
 
 from __future__ import annotations
@@ -84,7 +83,7 @@ def tune_poisson(net: Network, target_nu: float, tol: float = 0.01, *, objective
     Args:
         net: an unstressed, rigid network (every bond at its rest length), e.g. from
             `lmp_gnn.generate.jammed_network`.
-        target_nu: the Poisson's ratio wanted, ν = (1 - G/B)/(1 + G/B) (DESIGN.md §3); the
+        target_nu: the Poisson's ratio wanted, ν = (1 - G/B)/(1 + G/B) (docs/physics.md §5); the
             generator's networks reach any target in [-0.6, 0.4].
         tol: stop when |ν - target| < tol (for "joint": every tracked ratio within tol).
         objective: "nu" tunes the isotropic ν only. "joint" also brings the two ratios a
@@ -359,7 +358,7 @@ __all__ = ["tune_poisson", "tune_positions", "TargetNotReachedError", "FloppyNet
 def tune_positions(net: Network, target_nu: float, tol: float = 0.01, *, objective: str = "nu",
                    max_iter: int = 50, learning_rate: float = 4.0, clip: float = 0.01, r_min: float = 0.2,
                    theta_min_deg: float = 15.0) -> tuple[Network, dict]:
-    """Tune ν by moving nodes: the paper's gradient descent (PAPER supplement §I.A.4).
+    """Tune ν by moving nodes: the paper's gradient descent (supplement §I.A.4, docs/physics.md §4).
 
     Every iteration moves all nodes at once, r ← r - λ·clip(∂L/∂r, ±clip), with
 

@@ -18,8 +18,8 @@ a network that turns out floppy or misses its target is retried with the next at
 (up to --attempts).
 
 Linearity check (--check-strain, --linear-tol): linear response is exact only at vanishing strain,
-and many pruned networks are nonlinear already below 1 % (ν moving by 0.05–0.5 between 0.1 % and
-1 %), so an MD measurement at 1 % would not show the tuned ν. After tuning, each network is
+and many pruned networks are nonlinear already below 1 % (docs/physics.md §4), so an MD
+measurement at 1 % would not show the tuned ν. After tuning, each network is
 compressed athermally (energy minimisation in LAMMPS, `lmp_gnn.md.athermal_compression`, the
 limit the quasi-static MD tends to) to --check-strain along x with zero stress on y, and is
 rejected (retried with the next seed, like a floppy one) unless both the box ν there is within
@@ -27,8 +27,7 @@ rejected (retried with the next seed, like a floppy one) unless both the box ν 
 --linear-tol of that box ν. The measured values go to the sidecar ("linearity"). The pruning's
 --affine-slack (default 0.3) lowers the rejection rate: instead of the greediest removal, each
 step takes the least non-affine one among those that make at least 70 % of the greediest
-progress (24 networks, N = 300, ν across [-0.6, 0.4], --seed 11: 25 of 49 tuned networks rejected,
-against 63 of 87 with plain greedy pruning, --affine-slack 0). The .json is written last and atomically,
+progress (measured rejection rates: docs/physics.md §4). The .json is written last and atomically,
 so a network counts as done when its .json exists: an interrupted run resumes where it stopped with
 the same command.
 """
@@ -62,7 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="highest target ν (default %(default)s)")
     parser.add_argument("--tol", type=float, default=DEFAULTS["tol"], help="tolerance on ν (default %(default)s)")
     parser.add_argument("--objective", choices=("nu", "joint"), default=DEFAULTS["objective"],
-                        help="nu: tune the isotropic ν of DESIGN.md §3 only; joint: also the box ν and the "
+                        help="nu: tune the isotropic ν of docs/physics.md §5 only; joint: also the box ν and the "
                              "paper's estimator ν_est of a compression along x (default %(default)s)")
     parser.add_argument("--method", choices=("prune", "positions"), default=DEFAULTS["method"],
                         help="prune: greedy bond removal (lmp_gnn.tuning.tune_poisson); positions: the paper's "

@@ -78,6 +78,7 @@ def test_interleave_examples_run(tmp_path):
     assert "interleave done" in text
 
 
+@pytest.mark.slow
 def test_pylammps_driver_example_runs(tmp_path):
     """examples/driver/pylammps_switch.py: PyLammps runs MD with a shadow fix, learned leaps, MD."""
     root = Path(__file__).resolve().parents[1] / "examples"

@@ -60,6 +60,7 @@ def test_both_dump_layouts_give_the_dumped_positions(user_run):
     np.testing.assert_array_equal(a.bonds, net.bonds)
 
 
+@pytest.mark.slow
 def test_import_train_evaluate(user_run, tmp_path, capsys):
     _, data, tmp = user_run
     trajs = tmp_path / "trajectories"

@@ -66,6 +66,7 @@ def _umask() -> int:
     return mask
 
 
+@pytest.mark.slow
 def test_simulate_two_workers_and_a_bad_network(netdir, tmp_path, capsys):
     (netdir / "c.data").write_text("# not a network\n\n3 atoms\n")
     out = tmp_path / "traj"

@@ -199,5 +199,5 @@ def to_strings(meta: Mapping[str, Any]) -> dict[str, str]:
 
 
 __all__ = ["DATA_KEYS", "DEFAULTS", "DIMENSION", "DTYPES", "KEY_TYPES", "MAX_HISTORY", "MAX_LAYERS", "METADATA_KEYS",
-           "MIN_HISTORY", "MIN_LAYERS", "MODEL_FORMAT", "MetadataError", "OPTIONAL_KEYS", "REQUIRED_KEYS", "model_metadata",
-           "parse", "text", "to_strings"]
+           "MIN_HISTORY", "MIN_LAYERS", "MODEL_FORMAT", "MetadataError", "OPTIONAL_KEYS", "REQUIRED_KEYS",
+           "model_metadata", "parse", "text", "to_strings"]

@@ -93,6 +93,8 @@ class FixGNNRollout : public Fix {
   double mdsteps;            // MD steps one learned step stands for (velocity conversion)
   double delta_l;            // box-length change per learned step along the driven axis
   int every;                 // MD steps between snapshots (modes shadow and interleave)
+  bool units_any;            // keyword units any: no ERROR for units other than lj
+  int warned;                // start checks that have warned (bits of CHECK_*), each warns once
   bigint md_block, learn_block;    // keywords md and learn (mode interleave)
   double pdamp, modulus;           // keywords pdamp and modulus (mode interleave)
 
@@ -136,6 +138,7 @@ class FixGNNRollout : public Fix {
 
  private:
   void load_model();
+  void check_deck();
   void read_history_file();
   void copy_history_from_fix();
 };

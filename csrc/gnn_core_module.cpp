@@ -256,6 +256,10 @@ PYBIND11_MODULE(_core, m)
         out["md_steps_per_step"] = info.md_steps_per_step;
         out["dtype"] = info.dtype;
         out["lmp_gnn_version"] = info.version;
+        if (info.box_length > 0.0)
+          out["box_length"] = info.box_length;
+        else
+          out["box_length"] = py::none();
         return out;
       },
       py::arg("source"), py::arg("raw"),

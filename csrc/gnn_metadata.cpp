@@ -13,6 +13,7 @@
      numbers    delta_l, strain_rate finite; timestep finite >= 0; md_steps_per_step finite > 0
                 (decimal floats: sign, digits, point, exponent)
      strings    dtype float32 or float64; lmp_gnn_version not empty
+     optional   box_length finite > 0, or missing/empty (ModelInfo::box_length 0: not recorded)
 ------------------------------------------------------------------------- */
 
 #include "gnn_features.h"
@@ -27,8 +28,15 @@ namespace LMPGNN {
 
 const char *const METADATA_KEYS[] = {"lmp_gnn_format", "feature_version", "history",
                                      "layers", "dimension", "delta_l", "strain_rate",
-                                     "timestep", "md_steps_per_step", "dtype", "lmp_gnn_version"};
+                                     "timestep", "md_steps_per_step", "dtype", "lmp_gnn_version",
+                                     "box_length"};
 const int NUM_METADATA_KEYS = sizeof(METADATA_KEYS) / sizeof(METADATA_KEYS[0]);
+
+// keys a model may lack (python/lmp_gnn/metadata.py OPTIONAL_KEYS)
+static bool optional_key(const char *key)
+{
+  return std::strcmp(key, "box_length") == 0;
+}
 
 static const char *REEXPORT_HINT = "; re-export it with `lmp-gnn export`";
 
@@ -85,7 +93,7 @@ ModelInfo parse_metadata(const std::string &source, const std::map<std::string, 
                      " is a TorchScript file without lmp-gnn metadata (no 'lmp_gnn_format'); "
                      "make one with `lmp-gnn export`");
   for (int k = 0; k < NUM_METADATA_KEYS; ++k)
-    if (get(METADATA_KEYS[k]).empty())
+    if (get(METADATA_KEYS[k]).empty() && !optional_key(METADATA_KEYS[k]))
       throw ModelError(source + " lacks metadata '" + METADATA_KEYS[k] + "'" + REEXPORT_HINT);
 
   // each key is read, then checked, in the order of METADATA_KEYS (so the first bad key is named)
@@ -120,6 +128,10 @@ ModelInfo parse_metadata(const std::string &source, const std::map<std::string, 
   if (info.dtype != "float32" && info.dtype != "float64")
     throw ModelError(source + ": expected dtype float32 or float64, got '" + info.dtype + "'");
   info.version = get("lmp_gnn_version");
+  if (!get("box_length").empty()) {
+    info.box_length = to_double(source, "box_length", get("box_length"));
+    if (!(info.box_length > 0.0)) throw fail("box_length", "> 0");
+  }
   return info;
 }
 

@@ -40,6 +40,8 @@ struct ModelInfo {
   double md_steps_per_step = 0.0;    // MD steps one learned step stood for
   std::string dtype;            // float32 or float64
   std::string version;          // lmp_gnn_version of the exporter
+  double box_length = 0.0;      // optional: mean initial driven-axis box length of the training
+                                // trajectories; 0 when the model does not record it
   std::map<std::string, std::string> raw;    // every key as read
 };
 

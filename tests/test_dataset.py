@@ -169,6 +169,7 @@ def test_split_and_metadata():
         split_by_network(items[:2], 0.5, seed=0)
     meta = training_metadata(items)
     assert meta["delta_l"] == 0.1 and meta["md_steps_per_step"] == 100 and meta["n_networks"] == 3
+    assert meta["box_length"] == 4.0                        # the mean initial Lx
     items[1][1].metadata["delta_l"] = 0.2
     with pytest.raises(DatasetError, match="expected one delta_l"):
         training_metadata(items)
@@ -197,6 +198,8 @@ def test_real_compression_windows():
     assert 1e-5 < nf.abs().max().item() < 1e-2
     meta = training_metadata(items)
     assert meta["delta_l"] == 2e-3 and meta["md_steps_per_step"] > 1
+    assert meta["box_length"] == pytest.approx(np.mean([t.box[0, 0] for _, t in items]), rel=1e-15)
+    assert len({t.box[0, 0] for _, t in items}) == 3        # three networks, three sizes: a mean of them
 
 
 def test_events_are_left_out_of_the_windows():

@@ -17,13 +17,15 @@ from lmp_gnn.export import (
     model_from_checkpoint,
     save_checkpoint,
 )
+from lmp_gnn.metadata import OPTIONAL_KEYS
 from lmp_gnn.model import GNNSimulator, ModelConfig
 
 torch.set_num_threads(1)
 # TorchScript is the file format of fix gnn/rollout; torch >= 2.9 marks torch.jit deprecated
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*torch\.jit.*:DeprecationWarning")
 
-DATA_META = {"delta_l": 0.002, "strain_rate": 2.5e-6, "timestep": 0.05, "md_steps_per_step": 937.6}
+DATA_META = {"delta_l": 0.002, "strain_rate": 2.5e-6, "timestep": 0.05, "md_steps_per_step": 937.6,
+             "box_length": 31.25}
 
 
 def graph(n=25, m=60, h=2, dtype=torch.float32, seed=0):
@@ -76,6 +78,7 @@ def test_export_round_trip_equals_eager(checkpoint, tmp_path, dtype):
     assert meta["history"] == 2 and meta["layers"] == 2 and meta["dimension"] == 2
     assert meta["delta_l"] == 0.002 and meta["strain_rate"] == 2.5e-6 and meta["timestep"] == 0.05
     assert meta["md_steps_per_step"] == 937.6 and meta["dtype"] == dtype     # a float, not rounded
+    assert meta["box_length"] == 31.25                                       # the training data's mean Lx0
     assert meta["hparams"]["model"]["latent"] == 32
     # the archive's extra files are exactly one per key
     with zipfile.ZipFile(out) as z:
@@ -83,7 +86,7 @@ def test_export_round_trip_equals_eager(checkpoint, tmp_path, dtype):
     assert set(METADATA_KEYS) <= extras
 
 
-@pytest.mark.parametrize("missing", METADATA_KEYS)
+@pytest.mark.parametrize("missing", [k for k in METADATA_KEYS if k not in OPTIONAL_KEYS])
 def test_file_missing_a_key_is_refused(checkpoint, tmp_path, missing):
     ckpt_path, _ = checkpoint
     good = tmp_path / "good.pt"
@@ -99,6 +102,20 @@ def test_file_missing_a_key_is_refused(checkpoint, tmp_path, missing):
                 f"model file {bad} lacks metadata '{missing}'; re-export it with `lmp-gnn export`")
     with pytest.raises(ExportedModelError, match=re.escape(expected)):
         load_exported(bad)
+
+
+def test_checkpoint_without_box_length(checkpoint, tmp_path):
+    """A checkpoint of an older lmp-gnn has no box_length in its data_meta: the exported model has
+    no box_length file, and it loads (fix gnn/rollout then does not check the box)."""
+    ckpt_path, _ = checkpoint
+    old = {k: v for k, v in DATA_META.items() if k != "box_length"}
+    torch.save(dict(load_checkpoint(ckpt_path), data_meta=old), tmp_path / "old.ckpt.pt")
+    written = export_checkpoint(tmp_path / "old.ckpt.pt", tmp_path / "old.pt")
+    assert "box_length" not in written
+    with zipfile.ZipFile(tmp_path / "old.pt") as z:
+        assert not [n for n in z.namelist() if n.endswith("/extra/box_length")]
+    _, meta = load_exported(tmp_path / "old.pt")
+    assert meta["box_length"] is None and meta["md_steps_per_step"] == 937.6
 
 
 def test_wrong_format_version_refused(checkpoint, tmp_path):

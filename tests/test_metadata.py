@@ -7,6 +7,7 @@
   lmp_gnn.export.load_exported, by the fix's TorchScript backend, and (the bridge's check) by its
   Python backend.
 - The writers (model_metadata, to_strings) give what the readers read back.
+- An optional key (box_length) may be missing or empty (None), never invalid.
 """
 
 from __future__ import annotations
@@ -77,13 +78,20 @@ def test_cpp_and_python_agree_on_every_value(key):
         if isinstance(py, dict):
             accepted += 1
             assert py == dict(metadata.parse(DEFAULT_METADATA), **{key: py[key]})
-            assert type(py[key]) is kind
+            if key in metadata.OPTIONAL_KEYS and not value.strip():
+                assert py[key] is None                                          # empty: not recorded
+            else:
+                assert type(py[key]) is kind
         else:
             refused += 1
             assert py.startswith(SOURCE) and (f" {key} " in py or f"'{key}'" in py), py     # names the key
     assert accepted and refused, key
     cpp, py = both({k: v for k, v in DEFAULT_METADATA.items() if k != key})
-    assert cpp == py and ("lacks metadata" in py or "no 'lmp_gnn_format'" in py)
+    assert cpp == py
+    if key in metadata.OPTIONAL_KEYS:
+        assert py == dict(metadata.parse(DEFAULT_METADATA), **{key: None})
+    else:
+        assert "lacks metadata" in py or "no 'lmp_gnn_format'" in py
 
 
 def test_cpp_and_python_agree_on_bounds():
@@ -98,6 +106,7 @@ def test_cpp_and_python_agree_on_bounds():
         "timestep": [(-5e-324, False), (0.0, True), (5e-324, True)],
         "md_steps_per_step": [(-5e-324, False), (0.0, False), (5e-324, True), (1e300, True)],
         "dtype": [(name, True) for name in metadata.DTYPES],
+        "box_length": [(-1.0, False), (0.0, False), (5e-324, True), (1e300, True)],
     }
     for key, values in cases.items():
         for value, accepted in values:
@@ -116,8 +125,9 @@ def test_writers_round_trip():
             layers=int(rng.integers(metadata.MIN_LAYERS, metadata.MAX_LAYERS + 1)),
             delta_l=float(rng.normal() * 10.0 ** rng.integers(-8, 3)), md_steps_per_step=float(rng.uniform(1e-3, 1e4)),
             strain_rate=float(rng.normal() * 1e-6), timestep=float(rng.uniform(0, 1)),
-            dtype=str(rng.choice(metadata.DTYPES)))
+            dtype=str(rng.choice(metadata.DTYPES)), box_length=[None, float(rng.uniform(1, 100))][_ % 2])
         strings = metadata.to_strings(meta)
+        assert ("box_length" in strings) is (meta["box_length"] is not None)     # not recorded: no file
         assert metadata.parse(strings) == meta
         assert core.parse_metadata(SOURCE, strings) == meta          # C++ reads the floats back exactly
     # numbers, numpy scalars and numeric strings are one value each
@@ -158,6 +168,8 @@ OUT_OF_RANGE = [
     ("md_steps_per_step", "0", "expected md_steps_per_step > 0, got 0"),
     ("timestep", "-0.05", "expected timestep >= 0, got -0.05"),
     ("delta_l", "nan", "metadata 'delta_l' must be a finite number, got 'nan'"),
+    ("box_length", "0", "expected box_length > 0, got 0"),
+    ("box_length", "inf", "metadata 'box_length' must be a finite number, got 'inf'"),
 ]
 
 

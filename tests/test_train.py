@@ -59,6 +59,7 @@ def test_training_lowers_the_loss_and_exports(tmp_path):
     export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "model.pt")
     module, meta2 = load_exported(tmp_path / "model.pt")
     assert meta2["history"] == 2 and meta2["md_steps_per_step"] == ckpt["data_meta"]["md_steps_per_step"]
+    assert meta2["box_length"] == ckpt["data_meta"]["box_length"] > 0                # mean Lx0 of the data
     ds = WindowDataset([t for _, t in load_trajectories([data])], history=2)
     nf, ei, ef, target = ds.sample(0, 5)
     eager = model_from_checkpoint(ckpt)

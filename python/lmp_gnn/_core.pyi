@@ -49,6 +49,7 @@ def hand_over_velocity(u: ArrayLike, r: ArrayLike, box: ArrayLike, box_new: Arra
 def nu_estimator(r0: ArrayLike, rt: ArrayLike, box0: ArrayLike, boxt: ArrayLike, driven: int = 0) -> float:
     """The paper's nu_est (strain form), each node followed from its snapshot-0 image."""
 
-def parse_metadata(source: str, raw: dict[str, str]) -> dict[str, int | float | str]:
+def parse_metadata(source: str, raw: dict[str, str]) -> dict[str, int | float | str | None]:
     """The fix's reading of model metadata (csrc/gnn_metadata.cpp): key -> text in, the typed
-    values of every metadata key out; ValueError with the fix's message naming a bad key."""
+    values of every metadata key out (None for an optional key not recorded: box_length); ValueError
+    with the fix's message naming a bad key."""

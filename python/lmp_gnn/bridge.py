@@ -27,7 +27,8 @@ The factory contract (the one thing a user writes):
   learned step stands for). Optional: ``dtype`` ("float64" or "float32", default float64),
   ``arrays`` ("torch" or "numpy", default torch), ``hparams``, and the other keys of an exported
   model (``dimension``, ``feature_version``, ``lmp_gnn_format``, ``lmp_gnn_version``,
-  ``strain_rate``, ``timestep``; defaults lmp_gnn.metadata.DEFAULTS). Values may be numbers or
+  ``strain_rate``, ``timestep``; defaults lmp_gnn.metadata.DEFAULTS; ``box_length``, default not
+  recorded). Values may be numbers or
   numeric strings, so the metadata of an exported file serve as they are: a factory may simply
   ``return lmp_gnn.export.load_exported("model.pt")``.
 

@@ -412,7 +412,8 @@ def split_by_network(items: Sequence[tuple[str, Trajectory]], val_fraction: floa
 def training_metadata(items: Sequence[tuple[str, Trajectory]]) -> dict:
     """The data metadata an exported model carries, under its model keys (lmp_gnn.metadata.DATA_KEYS):
     delta_l (must agree across trajectories), strain_rate, timestep (means), md_steps_per_step
-    (mean md_steps_per_snapshot)."""
+    (mean md_steps_per_snapshot); and box_length, the mean initial box length Lx (the compressed
+    axis) of the trajectories, which fix gnn/rollout compares with the deck's box."""
     values: dict[str, list[float]] = {k: [] for k in REQUIRED_METADATA}
     for name, traj in items:
         for key in REQUIRED_METADATA:
@@ -429,6 +430,7 @@ def training_metadata(items: Sequence[tuple[str, Trajectory]]) -> dict:
     return {
         **means,
         "delta_l": float(dl[0]),
+        "box_length": float(np.mean([traj.box[0, 0] for _, traj in items])),
         "n_trajectories": len(items),
         "n_networks": len({network_key(n, t) for n, t in items}),
     }

@@ -150,7 +150,8 @@ def model_from_checkpoint(ckpt: dict | str | os.PathLike) -> GNNSimulator:
 
 def export_metadata(ckpt: dict, dtype: str) -> dict[str, str]:
     """The extra files of an exported model (docs/formats.md), all plain strings: the model's
-    history and layers, the training data's DATA_META_KEYS, `dtype` (lmp_gnn.metadata.model_metadata)."""
+    history and layers, the training data's DATA_META_KEYS, `dtype` (lmp_gnn.metadata.model_metadata),
+    and the data's box_length when the checkpoint has it (checkpoints of older versions do not)."""
     meta = ckpt["data_meta"]
     missing = [k for k in DATA_META_KEYS if meta.get(k) is None]
     if missing:
@@ -159,6 +160,7 @@ def export_metadata(ckpt: dict, dtype: str) -> dict[str, str]:
     hp = ckpt["hparams"]
     try:
         return to_strings(model_metadata(history=hp["history"], layers=hp["layers"], dtype=dtype,
+                                         box_length=meta.get("box_length"),
                                          **{key: meta[key] for key in DATA_META_KEYS}))
     except MetadataError as exc:
         raise CheckpointError(f"checkpoint: {exc}") from None
@@ -236,7 +238,8 @@ def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
 
     Returns (module, metadata) with metadata values typed by lmp_gnn.metadata.parse: ints for
     lmp_gnn_format, feature_version, history, layers, dimension; floats for delta_l, strain_rate,
-    timestep, md_steps_per_step; strings for dtype and lmp_gnn_version; plus `hparams` (dict) when
+    timestep, md_steps_per_step; strings for dtype and lmp_gnn_version; box_length a float or None
+    (not recorded); plus `hparams` (dict) when
     present. Raises `ExportedModelError` if a key is missing or has a value this version cannot use,
     with the message of the fix.
     """

@@ -18,6 +18,13 @@ keys as a mapping. This module owns the keys, their types and their valid values
                               md_steps_per_snapshot, DATA_KEYS)
     dtype              str    float32 or float64
     lmp_gnn_version    str    not empty
+    box_length         float  OPTIONAL: finite, > 0 (the mean initial box length along the driven
+                              axis x of the training trajectories); absent (None) in older
+                              exported models and where the writer does not give it (fix
+                              gnn/rollout then does not check the box)
+
+Every key but the OPTIONAL_KEYS must be present; an optional key that is missing or empty is
+None in the typed dict, and `to_strings` leaves it out.
 
 A value is read from its text (numbers are first written as `to_strings` writes them): integers
 are decimal digits with an optional sign, numbers are decimal floats (``1``, ``-2.5e-06``, ``.5``);
@@ -63,11 +70,14 @@ KEY_TYPES: dict[str, type] = {
     "md_steps_per_step": float,
     "dtype": str,
     "lmp_gnn_version": str,
+    "box_length": float,
 }
 METADATA_KEYS = tuple(KEY_TYPES)
 
 # what a writer must give (`model_metadata`, a Python model's factory); the rest have DEFAULTS
 REQUIRED_KEYS = ("history", "layers", "delta_l", "md_steps_per_step")
+# keys a model may lack (None when missing or empty)
+OPTIONAL_KEYS = ("box_length",)
 DEFAULTS: dict[str, Any] = {
     "lmp_gnn_format": MODEL_FORMAT,
     "feature_version": FEATURE_VERSION,
@@ -82,6 +92,8 @@ DEFAULTS: dict[str, Any] = {
 # a model's md_steps_per_step is the mean md_steps_per_snapshot of its training trajectories
 DATA_KEYS = {"delta_l": "delta_l", "strain_rate": "strain_rate", "timestep": "timestep",
              "md_steps_per_step": "md_steps_per_snapshot"}
+# optional keys that come from the training data (lmp_gnn.dataset.training_metadata): box_length is
+# the mean initial box length Lx (the driven axis) of the training trajectories
 
 REEXPORT_HINT = "; re-export it with `lmp-gnn export`"
 
@@ -123,7 +135,7 @@ def parse(raw: Mapping[str, Any], source: str = "model metadata") -> dict[str, A
         raise MetadataError(f"{source} is a TorchScript file without lmp-gnn metadata (no 'lmp_gnn_format'); "
                             f"make one with `lmp-gnn export`")
     for key in METADATA_KEYS:
-        if not got[key]:
+        if not got[key] and key not in OPTIONAL_KEYS:
             raise MetadataError(f"{source} lacks metadata '{key}'{REEXPORT_HINT}")
     out: dict[str, Any] = {}
 
@@ -132,6 +144,9 @@ def parse(raw: Mapping[str, Any], source: str = "model metadata") -> dict[str, A
 
     for key, kind in KEY_TYPES.items():
         value = got[key]
+        if not value:           # an optional key that is missing
+            out[key] = None
+            continue
         if kind is int:
             if not _INT.fullmatch(value) or not -_INT64 <= int(value) < _INT64:
                 raise MetadataError(f"{source}: metadata '{key}' must be an integer, got '{value}'")
@@ -160,23 +175,29 @@ def parse(raw: Mapping[str, Any], source: str = "model metadata") -> dict[str, A
             raise fail("> 0", key)
         if key == "dtype" and out[key] not in DTYPES:
             raise MetadataError(f"{source}: expected dtype {' or '.join(DTYPES)}, got '{value}'")
+        if key == "box_length" and not out[key] > 0.0:
+            raise fail("> 0", key)
     return out
 
 
 def model_metadata(*, history: int, layers: int, delta_l: float, md_steps_per_step: float,
-                   strain_rate: float = 0.0, timestep: float = 0.0, dtype: str = "float64") -> dict[str, Any]:
+                   strain_rate: float = 0.0, timestep: float = 0.0, dtype: str = "float64",
+                   box_length: float | None = None) -> dict[str, Any]:
     """The complete metadata of a model, checked and typed (`parse`); lmp_gnn_format,
-    feature_version, dimension and lmp_gnn_version are this version's. Raises `MetadataError`."""
+    feature_version, dimension and lmp_gnn_version are this version's; box_length None: not
+    recorded. Raises `MetadataError`."""
     given = {"history": history, "layers": layers, "delta_l": delta_l, "md_steps_per_step": md_steps_per_step,
-             "strain_rate": strain_rate, "timestep": timestep, "dtype": dtype}
+             "strain_rate": strain_rate, "timestep": timestep, "dtype": dtype, "box_length": box_length}
     return parse({**DEFAULTS, **given}, "model metadata")
 
 
 def to_strings(meta: Mapping[str, Any]) -> dict[str, str]:
-    """The extra files of an exported model: every key of METADATA_KEYS as its `text`."""
-    return {key: text(meta.get(key)) for key in METADATA_KEYS}
+    """The extra files of an exported model: every key of METADATA_KEYS as its `text`, except
+    the OPTIONAL_KEYS that are None (or missing)."""
+    return {key: text(meta.get(key)) for key in METADATA_KEYS
+            if key not in OPTIONAL_KEYS or meta.get(key) is not None}
 
 
 __all__ = ["DATA_KEYS", "DEFAULTS", "DIMENSION", "DTYPES", "KEY_TYPES", "MAX_HISTORY", "MAX_LAYERS", "METADATA_KEYS",
-           "MIN_HISTORY", "MIN_LAYERS", "MODEL_FORMAT", "MetadataError", "REQUIRED_KEYS", "model_metadata", "parse",
-           "text", "to_strings"]
+           "MIN_HISTORY", "MIN_LAYERS", "MODEL_FORMAT", "MetadataError", "OPTIONAL_KEYS", "REQUIRED_KEYS",
+           "model_metadata", "parse", "text", "to_strings"]

@@ -7,7 +7,7 @@ Here each rule is driven by the true displacements of MD trajectories, from the 
 snapshot `--start`, so any difference from the true box is the rule's own error, the floor under
 every rollout's box ν (learned or baseline). Rules:
 
-- affine fit (the box rule of lmp_gnn.rollout and fix gnn/rollout): eps = Σ u_y y / Σ y² per step;
+- affine fit (the box rule of lmp_gnn.step.rollout and fix gnn/rollout): eps = Σ u_y y / Σ y² per step;
 - ratio: the same fit on both axes, the free strain = driven box strain × fit_y / fit_x (what
   the paper's ν_est does in one shot: position-based strains on both axes, so a bias common to
   both cancels);
@@ -26,8 +26,8 @@ import glob
 import numpy as np
 import torch
 
-from lmp_gnn.analysis import r2_score
-from lmp_gnn.trajectory import load_trajectory
+from lmp_gnn.evaluation.analysis import r2_score
+from lmp_gnn.physics.trajectory import load_trajectory
 
 
 def zero_stress_length(pos: np.ndarray, box: np.ndarray, bonds: np.ndarray, rest: np.ndarray) -> float:

@@ -5,7 +5,7 @@ in a deck run by plain `lmp -in` (so the Python backend embeds its interpreter),
 periodic triangular lattice, with the fix's default of 1 torch thread:
 
     torchscript      the exported TorchScript file through the TorchScript backend (no Python)
-    python/scripted  the same file loaded in Python (lmp_gnn.export.load_exported) through the
+    python/scripted  the same file loaded in Python (lmp_gnn.learning.export.load_exported) through the
                      Python backend: the same kernels, so the difference is the bridge itself
     python/eager     the un-exported GNNSimulator in eager PyTorch through the Python backend
 
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmp_gnn.metadata import model_metadata, to_strings
+from lmp_gnn.step.metadata import model_metadata, to_strings
 
 THIS = Path(__file__).resolve()
 # the extra files of the exported model and the metadata of the Python factories
@@ -44,7 +44,7 @@ METADATA = to_strings(model_metadata(history=3, layers=1, delta_l=0.002, strain_
 
 # ------------------------------------------------------------------ factories (Python backend)
 def scripted():
-    from lmp_gnn.export import load_exported
+    from lmp_gnn.learning.export import load_exported
 
     return load_exported(Path(os.environ["LMP_GNN_BENCH_DIR"]) / "model.pt")
 
@@ -58,7 +58,7 @@ def zero():
 def eager():
     import torch
 
-    from lmp_gnn.model import GNNSimulator
+    from lmp_gnn.learning.model import GNNSimulator
 
     model = GNNSimulator()
     model.load_state_dict(torch.load(Path(os.environ["LMP_GNN_BENCH_DIR"]) / "state.pt"))
@@ -82,8 +82,8 @@ def _zero_module():
 def make_model(outdir: Path) -> None:
     import torch
 
-    from lmp_gnn.export import quiet_jit, script_model
-    from lmp_gnn.model import GNNSimulator
+    from lmp_gnn.learning.export import quiet_jit, script_model
+    from lmp_gnn.learning.model import GNNSimulator
 
     ZeroModule = _zero_module()
     torch.manual_seed(0)
@@ -99,7 +99,7 @@ def make_model(outdir: Path) -> None:
 
 def lattice(n_target: int, seed: int = 0):
     """A jittered periodic triangular network of about n_target nodes."""
-    from lmp_gnn.generate import triangular_network
+    from lmp_gnn.physics.generate import triangular_network
 
     nx = int(round(np.sqrt(n_target)))
     return triangular_network(nx, nx + (nx % 2), seed=seed)

@@ -9,7 +9,7 @@ DIR holds networks/NAME.data + NAME.json (`lmp-gnn networks`) and trajectories/N
 - count, N and M ranges, ν_linear range and text histogram; the tuning and linearity-check
   settings and records of the sidecars (the athermal 1 % box ν and ν_est, rejected attempts) where
   the networks have them;
-- per trajectory, the box ν at 1 % and 5 % strain (`lmp_gnn.poisson.box_poisson`) and the paper's
+- per trajectory, the box ν at 1 % and 5 % strain (`lmp_gnn.physics.poisson.box_poisson`) and the paper's
   ν_est at the snapshots nearest to those strains, against ν_linear (RMS) and against each other;
 - MD steps per snapshot, snapshots, thermostat, wall time per trajectory (from the metadata).
 """
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from lmp_gnn.commands.networks import histogram_text
-from lmp_gnn.poisson import box_poisson, estimator_poisson
-from lmp_gnn.trajectory import load_trajectory
+from lmp_gnn.physics.poisson import box_poisson, estimator_poisson
+from lmp_gnn.physics.trajectory import load_trajectory
 
 STRAINS = (0.01, 0.05)
 

@@ -4,15 +4,15 @@ the machine's matmul rate, and resident memory over a long run.
     python benchmarks/fix_speed.py [--sizes 32 100 316] [--steps 20] [--memory-steps 10000]
 
 For each n the network is the jittered periodic triangular lattice
-`lmp_gnn.generate.triangular_network(n, n)` (N ≈ n²: 1k, 10k, 100k) and the model the paper-size
+`lmp_gnn.physics.generate.triangular_network(n, n)` (N ≈ n²: 1k, 10k, 100k) and the model the paper-size
 GNNSimulator (h = 3, k = 1, width 128), untrained, float32, output scaled by 1e-6 so atoms stay
 put while timing (examples/leap/bench_leap.py's Quiet). One torch thread, one MPI rank, everywhere.
 
 - fix: `lmp -in` with `fix gnn/rollout` (TorchScript through libtorch, box held), ms per learned
   step (LAMMPS loop time / steps) and the last model call's ms (f_ID[2]);
-- PyG eager: `lmp_gnn.rollout.rollout` (features, box rule and update in Python) driving the same
+- PyG eager: `lmp_gnn.step.rollout.rollout` (features, box rule and update in Python) driving the same
   weights through `GNNSimulator.forward_reference` (PyG MessagePassing, eager), ms per step;
-- MD: `lmp -in` with the compression protocol of lmp_gnn.md (nve, langevin T = 1e-10,
+- MD: `lmp -in` with the compression protocol of lmp_gnn.physics.md (nve, langevin T = 1e-10,
   press/berendsen on y, deform on x) on the same network, ms per MD step; one learned step
   stands for ξ = round(Δl / (rate dt Lx)) MD steps (Δl = 2e-3, rate 2.5e-6, dt 0.05, as the data),
   so the leap-frog speedup is ξ × MD ms / fix ms, also shown as seconds per 1 % strain;
@@ -44,12 +44,12 @@ sys.path.insert(0, str(ROOT / "examples" / "leap"))
 from bench_leap import NETWORK_DECK, Quiet, timing_deck  # noqa: E402
 from make_inputs import SPRINGS  # noqa: E402
 
-from lmp_gnn.export import script_model  # noqa: E402
-from lmp_gnn.generate import triangular_network  # noqa: E402
-from lmp_gnn.md import md_steps_per_snapshot  # noqa: E402
-from lmp_gnn.metadata import model_metadata, to_strings  # noqa: E402
-from lmp_gnn.model import GNNSimulator, ModelConfig  # noqa: E402
-from lmp_gnn.rollout import rollout  # noqa: E402
+from lmp_gnn.learning.export import script_model  # noqa: E402
+from lmp_gnn.learning.model import GNNSimulator, ModelConfig  # noqa: E402
+from lmp_gnn.physics.generate import triangular_network  # noqa: E402
+from lmp_gnn.physics.md import md_steps_per_snapshot  # noqa: E402
+from lmp_gnn.step.metadata import model_metadata, to_strings  # noqa: E402
+from lmp_gnn.step.rollout import rollout  # noqa: E402
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit.*")
 DELTA_L, RATE, DT = 2e-3, 2.5e-6, 0.05     # the data protocol (NETWORK_DECK has dt 0.05)
@@ -69,7 +69,7 @@ class EagerPyG(torch.nn.Module):
 
 
 def md_deck(steps: int) -> str:
-    """The compression protocol (lmp_gnn.md) on net.data: warm-up, then `steps` timed MD steps."""
+    """The compression protocol (lmp_gnn.physics.md) on net.data: warm-up, then `steps` timed MD steps."""
     return NETWORK_DECK + f"""fix press all press/berendsen y 0.0 0.0 1.0 modulus 1.0 dilate all
 fix bath all langevin 1e-10 1e-10 10.0 4928 zero yes
 fix integrate all nve
@@ -109,7 +109,7 @@ def model_flops(model: GNNSimulator, net) -> tuple[float, int]:
     """(FLOPs of one forward on `net`'s graph, directed edges)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lmp_gnn import features
+    from lmp_gnn.step import features
     pos = torch.from_numpy(net.positions)
     box = torch.from_numpy(net.box)
     ei = features.edge_index_from_bonds(torch.from_numpy(net.bonds))
@@ -130,7 +130,7 @@ def rss_mb() -> float:
 
 def memory_growth(model_file: Path, workdir: Path, steps: int) -> tuple[float, float]:
     """RSS (MB) of this process running the fix in LAMMPS after 100 and after `steps` learned steps."""
-    from lmp_gnn._lammps import new_lammps
+    from lmp_gnn.coupling._lammps import new_lammps
 
     triangular_network(32, 32, seed=7).write_lammps_data(workdir / "mem.data")
     deck = timing_deck(1).replace("read_data net.data", f"read_data {workdir / 'mem.data'}")

@@ -3,10 +3,10 @@
     python benchmarks/free_axis_rule.py MODEL TEST_DIR [--strain 0.045 0.049]
 
 MD keeps the free axis at zero stress with `fix press/berendsen ... dilate all`: the box and every
-node's y scale together. A learned rollout (lmp_gnn.rollout) has the box rule instead: the free
+node's y scale together. A learned rollout (lmp_gnn.step.rollout) has the box rule instead: the free
 length follows the learned motion. Here the same rollouts (learned MODEL and the zero-acceleration
 baseline, from snapshot h + 2 as `lmp-gnn evaluate`) are run with, after every learned step,
-- "box rule": nothing more (what `lmp_gnn.rollout` and the fix do);
+- "box rule": nothing more (what `lmp_gnn.step.rollout` and the fix do);
 - "barostat": y of all nodes and the free box length scaled by the s at which the harmonic bonds
   (K = 1/l_r, as `benchmarks/box_rule.py`) carry no y stress;
 - "oracle": y of all nodes moved by (ε_MD - ε) y and the free box length scaled by 1 + ε_MD, with ε
@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lmp_gnn import features, rules
-from lmp_gnn.analysis import r2_score, snapshot_at_strain
 from lmp_gnn.commands.rollout import load_spec
-from lmp_gnn.rollout import rollout
-from lmp_gnn.rules import FREE_AXIS, nu_estimator, zero_acceleration_model
-from lmp_gnn.trajectory import load_trajectory
+from lmp_gnn.evaluation.analysis import r2_score, snapshot_at_strain
+from lmp_gnn.physics.trajectory import load_trajectory
+from lmp_gnn.step import features, rules
+from lmp_gnn.step.rollout import rollout
+from lmp_gnn.step.rules import FREE_AXIS, nu_estimator, zero_acceleration_model
 
 
 def zero_stress_dilation(r: torch.Tensor, box: torch.Tensor, bonds: torch.Tensor, rest: torch.Tensor) -> float:
@@ -52,7 +52,7 @@ def zero_stress_dilation(r: torch.Tensor, box: torch.Tensor, bonds: torch.Tensor
 
 
 def roll(model, traj, start: int, history: int, delta_l: float, dtype: torch.dtype, rule: str):
-    """Positions and box lengths of a rollout to the trajectory's end: `lmp_gnn.rollout.rollout` one
+    """Positions and box lengths of a rollout to the trajectory's end: `lmp_gnn.step.rollout.rollout` one
     learned step at a time from the last h + 1 snapshots, `rule`'s change (if any) after each step.
     The velocities it reads are differences of those snapshots, so the change enters v(t+1)."""
     positions, box = list(traj.positions[: start + 1]), list(traj.box[: start + 1])

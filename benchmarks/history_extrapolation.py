@@ -6,7 +6,7 @@
 Quasi-static trajectories are smooth in time: away from snap-through events the acceleration
 changes little from one snapshot to the next. The rule a(t) = c (v(t) - v(t-1)) (c = 1: constant
 acceleration) needs no training and sees only what an h >= 2 model sees; it runs through
-`lmp_gnn.rollout` like a learned model, from snapshot --start, beside the zero-acceleration
+`lmp_gnn.step.rollout` like a learned model, from snapshot --start, beside the zero-acceleration
 baseline of the acceptance checks. Printed per c: position MSE after 1, 20 and 100 steps (mean
 and median over networks) and ν_est (the paper's estimator, box-rule independent) after 20 and
 100 steps and at 4.5 % strain (R² and mean |Δν|).
@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import glob
 
-from lmp_gnn.analysis import aggregate, evaluate_network
-from lmp_gnn.rollout import rollout, zero_acceleration_model
-from lmp_gnn.trajectory import load_trajectory
+from lmp_gnn.evaluation.analysis import aggregate, evaluate_network
+from lmp_gnn.physics.trajectory import load_trajectory
+from lmp_gnn.step.rollout import rollout, zero_acceleration_model
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Is the compression protocol of `lmp_gnn.md.compress` quasi-static, and how fast is it?
+"""Is the compression protocol of `lmp_gnn.physics.md.compress` quasi-static, and how fast is it?
 
 For each network: compress to --max-strain at the default strain rate and at half of it and
 compare the box Poisson's ratio at 1 % and 5 % strain (target: |Δν| < 0.02); optionally also
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lmp_gnn.md import compress
-from lmp_gnn.network import Network
-from lmp_gnn.poisson import box_poisson, estimator_poisson
+from lmp_gnn.physics.md import compress
+from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.poisson import box_poisson, estimator_poisson
 
 
 def networks(args) -> list[tuple[str, Network]]:
@@ -40,8 +40,8 @@ def networks(args) -> list[tuple[str, Network]]:
                 net.info["nu_linear"] = info.get("nu_linear")
             out.append((f.stem, net))
         return out
-    from lmp_gnn.elastic import elastic_constants
-    from lmp_gnn.generate import jammed_network
+    from lmp_gnn.physics.elastic import elastic_constants
+    from lmp_gnn.physics.generate import jammed_network
 
     out = []
     for seed in range(args.count):

@@ -1,4 +1,4 @@
-"""MD compression vs linear response: is the ground-truth ν of `lmp_gnn.md.compress` the network's ν?
+"""MD compression vs linear response: is the ground-truth ν of `lmp_gnn.physics.md.compress` the network's ν?
 
 For every network of a directory made by `lmp-gnn networks` (NAME.data + NAME.json), compress it
 in LAMMPS to --strain (default 1 %) and compare at that strain:
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lmp_gnn.md import athermal_box_poisson, compress
-from lmp_gnn.network import Network
-from lmp_gnn.poisson import box_poisson, estimator_poisson
-from lmp_gnn.trajectory import load_trajectory
+from lmp_gnn.physics.md import athermal_box_poisson, compress
+from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.poisson import box_poisson, estimator_poisson
+from lmp_gnn.physics.trajectory import load_trajectory
 
 
 def stats(d: np.ndarray) -> str:

@@ -26,8 +26,8 @@ import warnings
 import numpy as np
 import torch
 
-from lmp_gnn import features
-from lmp_gnn.model import GNNSimulator, ModelConfig
+from lmp_gnn.learning.model import GNNSimulator, ModelConfig
+from lmp_gnn.step import features
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit.*")
 

@@ -2,7 +2,7 @@
 
     python benchmarks/mpi_scaling.py [n] [--np 1 2] [--steps 10]   (default n = 316: N ≈ 100k)
 
-Network: the jittered periodic triangular lattice `lmp_gnn.generate.triangular_network(n, n)`;
+Network: the jittered periodic triangular lattice `lmp_gnn.physics.generate.triangular_network(n, n)`;
 model: the paper-size GNNSimulator (h = 3, k = 1, width 128), untrained, scripted in float32 with
 its output scaled by 1e-6 so atoms stay put while timing (examples/leap/bench_leap.py's Quiet).
 One torch thread per rank. Each rank count runs `lmp -in` under mpirun after a warm-up run;
@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT / "examples" / "leap"))
 from bench_leap import Quiet, timing_deck  # noqa: E402
 from make_inputs import SPRINGS  # noqa: E402
 
-from lmp_gnn.export import script_model  # noqa: E402
-from lmp_gnn.generate import triangular_network  # noqa: E402
-from lmp_gnn.metadata import model_metadata, to_strings  # noqa: E402
-from lmp_gnn.model import GNNSimulator, ModelConfig  # noqa: E402
+from lmp_gnn.learning.export import script_model  # noqa: E402
+from lmp_gnn.learning.model import GNNSimulator, ModelConfig  # noqa: E402
+from lmp_gnn.physics.generate import triangular_network  # noqa: E402
+from lmp_gnn.step.metadata import model_metadata, to_strings  # noqa: E402
 
 
 def main() -> None:

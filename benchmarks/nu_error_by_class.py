@@ -8,7 +8,7 @@ rollout and of the zero-acceleration baseline, and the learned mean signed error
 grouped by linear-response ν (metadata `nu_linear`: < -0.3, -0.3..0, >= 0) and split by whether
 MD shows an event after the start-up: a snapshot at or past --startup whose mean-square
 acceleration is above --event-ratio × the trajectory's median (a snap-through; the measure of the
-training's `data.event_ratio`, `lmp_gnn.dataset.event_snapshots`). The first ~20 snapshots are the
+training's `data.event_ratio`, `lmp_gnn.learning.dataset.event_snapshots`). The first ~20 snapshots are the
 start from rest, not quasi-static (docs/protocol.md), so they do not count as events here.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmp_gnn.dataset import event_snapshots
-from lmp_gnn.trajectory import load_trajectory
+from lmp_gnn.learning.dataset import event_snapshots
+from lmp_gnn.physics.trajectory import load_trajectory
 
 CLASSES = (("nu < -0.3", -np.inf, -0.3), ("-0.3 <= nu < 0", -0.3, 0.0), ("nu >= 0", 0.0, np.inf))
 

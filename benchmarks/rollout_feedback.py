@@ -4,7 +4,7 @@
 
 Three rollouts of the same exported model from snapshot --start on each network:
 
-- free: the learned rollout (lmp_gnn.rules.advance; edge features from its own positions, box
+- free: the learned rollout (lmp_gnn.step.rules.advance; edge features from its own positions, box
   from the truth, so the box rule is out of the picture);
 - true positions: edge features from the TRUE positions and box at every step, node features
   (the velocity history) from the rollout's own velocities;
@@ -26,10 +26,10 @@ import glob
 import numpy as np
 import torch
 
-from lmp_gnn import features
-from lmp_gnn.rollout import load_model
-from lmp_gnn.rules import advance
-from lmp_gnn.trajectory import load_trajectory
+from lmp_gnn.physics.trajectory import load_trajectory
+from lmp_gnn.step import features
+from lmp_gnn.step.rollout import load_model
+from lmp_gnn.step.rules import advance
 
 MODES = ("free", "true positions", "true velocities", "baseline")
 

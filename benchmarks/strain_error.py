@@ -4,9 +4,9 @@
 
 For each network (trajectory npz in DIR) whose linear-response ν (metadata `nu_linear`) is below
 --nu-below, in file order, the exported model and the zero-acceleration baseline are rolled out
-(lmp_gnn.rollout, the box rule included) from snapshot --start. Their position error against MD
+(lmp_gnn.step.rollout, the box rule included) from snapshot --start. Their position error against MD
 after 100, 200 and 400 steps is split into its homogeneous-strain part
-(`lmp_gnn.train.strain_part`: the least-squares affine fit of the error field, what the Poisson's
+(`lmp_gnn.learning.train.strain_part`: the least-squares affine fit of the error field, what the Poisson's
 ratio estimators read; the loss weight `train.strain_weight` acts on it) and the non-affine rest.
 Printed per network and rollout: the MSE of each part, the strain error along y (the free axis),
 and ν_est at the last step beside MD's. A strain part that is a large share of the learned error
@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmp_gnn import features
-from lmp_gnn.poisson import estimator_poisson
-from lmp_gnn.rollout import load_model, rollout, zero_acceleration_model
-from lmp_gnn.train import strain_part
-from lmp_gnn.trajectory import load_trajectory
+from lmp_gnn.learning.train import strain_part
+from lmp_gnn.physics.poisson import estimator_poisson
+from lmp_gnn.physics.trajectory import load_trajectory
+from lmp_gnn.step import features
+from lmp_gnn.step.rollout import load_model, rollout, zero_acceleration_model
 
 STEPS = (100, 200, 400)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lmp_gnn import md, poisson
-from lmp_gnn.network import Network
+from lmp_gnn.physics import md, poisson
+from lmp_gnn.physics.network import Network
 
 
 def main() -> None:

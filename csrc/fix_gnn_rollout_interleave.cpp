@@ -150,7 +150,7 @@ void FixGNNRolloutInterleave::end_of_step()
 
 /* ----------------------------------------------------------------------
    after an MD step: the compression protocol's box (docs/physics.md section 6), in the
-   order of lmp_gnn.md: the free axis by Berendsen to zero pressure (as fix
+   order of lmp_gnn.physics.md: the free axis by Berendsen to zero pressure (as fix
    press/berendsen ... dilate all), then the driven axis shrinking by delta_l / every
    (as fix deform ... erate ... remap x); all atoms remapped
 ------------------------------------------------------------------------- */

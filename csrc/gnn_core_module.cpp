@@ -1,9 +1,9 @@
 /* ----------------------------------------------------------------------
    lmp-gnn: pybind11 module lmp_gnn._core, the C++ feature kernel of fix gnn/rollout
    exposed to Python so that tests/test_feature_parity.py can compare it with
-   python/lmp_gnn/features.py in float64. numpy arrays in, numpy arrays out. Also the
+   python/lmp_gnn/step/features.py in float64. numpy arrays in, numpy arrays out. Also the
    metadata parser of both backends (gnn_metadata.cpp), which tests/test_metadata.py
-   compares with python/lmp_gnn/metadata.py.
+   compares with python/lmp_gnn/step/metadata.py.
 ------------------------------------------------------------------------- */
 
 #include "gnn_features.h"

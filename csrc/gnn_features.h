@@ -1,7 +1,7 @@
 /* -*- c++ -*- ----------------------------------------------------------
    lmp-gnn: the feature kernel of fix gnn/rollout (docs/formats.md, "The feature contract").
 
-   One C++ definition of the graph snapshot, mirrored from python/lmp_gnn/features.py and
+   One C++ definition of the graph snapshot, mirrored from python/lmp_gnn/step/features.py and
    checked against it in float64 by tests/test_feature_parity.py (through the pybind11
    module lmp_gnn._core). No LAMMPS and no torch in here: plain arrays in, plain arrays out.
 
@@ -21,7 +21,7 @@
 
 namespace LMPGNN {
 
-constexpr int FEATURE_VERSION = 1;    // bump together with python/lmp_gnn/features.py
+constexpr int FEATURE_VERSION = 1;    // bump together with python/lmp_gnn/step/features.py
 constexpr int EDGE_DIM = 4;           // (dx, dy, |d|, 1/l_r)
 
 // minimum image of a separation d in a periodic length L: d - L round(d / L), round half to even

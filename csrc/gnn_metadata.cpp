@@ -3,7 +3,7 @@
 
    parse_metadata() checks the metadata strings of a model: the extra files of an exported
    TorchScript model (gnn_model.cpp) or a Python model's metadata rendered as the same strings by
-   lmp_gnn.bridge (gnn_python_backend.cpp). The schema is python/lmp_gnn/metadata.py's: the same
+   lmp_gnn.coupling.bridge (gnn_python_backend.cpp). The schema is python/lmp_gnn/step/metadata.py's: the same
    keys, types, valid values, order of the checks and messages; tests/test_metadata.py compares
    the two through lmp_gnn._core.parse_metadata.
 
@@ -32,7 +32,7 @@ const char *const METADATA_KEYS[] = {"lmp_gnn_format", "feature_version", "histo
                                      "box_length"};
 const int NUM_METADATA_KEYS = sizeof(METADATA_KEYS) / sizeof(METADATA_KEYS[0]);
 
-// keys a model may lack (python/lmp_gnn/metadata.py OPTIONAL_KEYS)
+// keys a model may lack (python/lmp_gnn/step/metadata.py OPTIONAL_KEYS)
 static bool optional_key(const char *key)
 {
   return std::strcmp(key, "box_length") == 0;

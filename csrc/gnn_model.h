@@ -45,7 +45,7 @@ struct ModelInfo {
   std::map<std::string, std::string> raw;    // every key as read
 };
 
-// The metadata schema (gnn_metadata.cpp; the same as python/lmp_gnn/metadata.py, which
+// The metadata schema (gnn_metadata.cpp; the same as python/lmp_gnn/step/metadata.py, which
 // tests/test_metadata.py checks): names of the metadata keys, in the order they are checked,
 // and their valid values
 extern const char *const METADATA_KEYS[];
@@ -71,7 +71,7 @@ class GNNModel {
 };
 
 // parse and check the metadata strings of a model (the extra files of an exported model, or a
-// Python model's metadata as lmp_gnn.bridge renders them); throws ModelError naming the key, the
+// Python model's metadata as lmp_gnn.coupling.bridge renders them); throws ModelError naming the key, the
 // expected value and what was found, each message starting with `source` ("model file X")
 ModelInfo parse_metadata(const std::string &source, const std::map<std::string, std::string> &raw);
 

@@ -2,8 +2,8 @@
    lmp-gnn: Python backend of fix gnn/rollout (built as libgnn_python.so, pybind11 embed).
 
    `fix ID group gnn/rollout python SPEC ...` loads this library with dlopen() and calls
-   lmpgnn_load_python(SPEC, ...). The model is whatever lmp_gnn.bridge.load_model_spec(SPEC)
-   returns (python/lmp_gnn/bridge.py, docs/python_bridge.md): a Python callable taking the graph
+   lmpgnn_load_python(SPEC, ...). The model is whatever lmp_gnn.coupling.bridge.load_model_spec(SPEC)
+   returns (python/lmp_gnn/coupling/bridge.py, docs/python_bridge.md): a Python callable taking the graph
    snapshot as arrays and returning accelerations.
 
    Interpreter:
@@ -18,7 +18,7 @@
      honoured. Python's signal handlers are not installed (Ctrl-C stays LAMMPS's), and the
      interpreter is never finalised (other libraries may still hold Python objects at exit).
 
-   Metadata: lmp_gnn.bridge checks the factory's metadata (lmp_gnn.metadata) and BridgeModel.info()
+   Metadata: lmp_gnn.coupling.bridge checks the factory's metadata (lmp_gnn.step.metadata) and BridgeModel.info()
    renders them as the strings of an exported file, which go through parse_metadata
    (gnn_metadata.cpp), the parser of the TorchScript backend.
 
@@ -132,13 +132,13 @@ namespace {
   }
 
   // the message of a Python exception; with `traceback`, "Type: message" and the traceback
-  // text on the following lines (lmp_gnn.bridge.format_exception; GIL held)
+  // text on the following lines (lmp_gnn.coupling.bridge.format_exception; GIL held)
   std::string python_error(py::error_already_set &e, bool traceback)
   {
     try {
       if (!traceback) return py::str(e.value()).cast<std::string>();
       py::object trace = e.trace() ? py::reinterpret_borrow<py::object>(e.trace()) : py::none();
-      return py::module_::import("lmp_gnn.bridge")
+      return py::module_::import("lmp_gnn.coupling.bridge")
           .attr("format_exception")(e.value(), trace)
           .cast<std::string>();
     } catch (std::exception &) {
@@ -152,7 +152,7 @@ namespace {
     {
       py::gil_scoped_acquire gil;
       try {
-        auto bridge = py::module_::import("lmp_gnn.bridge");
+        auto bridge = py::module_::import("lmp_gnn.coupling.bridge");
         output_error_ = bridge.attr("ModelOutputError");
         model_ = bridge.attr("load_model_spec")(spec, nthreads);
         // the metadata as the strings of an exported file, checked by the one parser of both backends
@@ -167,9 +167,9 @@ namespace {
         i64_ = py::dtype::of<int64_t>();
         base_ = py::none();
       } catch (py::error_already_set &e) {
-        bool ours = false;    // lmp_gnn.bridge.BridgeError: a message of ours, no traceback
+        bool ours = false;    // lmp_gnn.coupling.bridge.BridgeError: a message of ours, no traceback
         try {
-          ours = e.matches(py::module_::import("lmp_gnn.bridge").attr("BridgeError"));
+          ours = e.matches(py::module_::import("lmp_gnn.coupling.bridge").attr("BridgeError"));
         } catch (std::exception &) {
         }
         std::string msg = ours ? python_error(e, false)
@@ -207,7 +207,7 @@ namespace {
         }
         py::array ei = view(i64_, {2, nedges}, edge_index);
         py::object out = model_(x, ei, e);
-        // lmp_gnn.bridge.check_output made it a C-contiguous [n, 2] array of the model dtype;
+        // lmp_gnn.coupling.bridge.check_output made it a C-contiguous [n, 2] array of the model dtype;
         // checked again here before any memory is read
         auto a = py::array::ensure(out);
         if (!a || a.ndim() != 2 || a.shape(0) != n || a.shape(1) != info_.dimension ||

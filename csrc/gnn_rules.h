@@ -1,7 +1,7 @@
 /* -*- c++ -*- ----------------------------------------------------------
    lmp-gnn: the physical rules of a learned step (docs/formats.md, "The learned step").
 
-   The one C++ definition of each rule, mirrored from python/lmp_gnn/rules.py and held equal
+   The one C++ definition of each rule, mirrored from python/lmp_gnn/step/rules.py and held equal
    to it in float64 by tests/test_rule_parity.py (through the pybind11 module lmp_gnn._core):
 
      advance              v(t+1) = v(t) + a(t), r(t+1) = r(t) + v(t+1), history rolled

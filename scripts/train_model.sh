@@ -2,7 +2,7 @@
 # The shipped model's recipe in one command (python/lmp_gnn/data/README.md):
 #   bash scripts/train_model.sh [OUT_PREFIX]        # data: bash scripts/make_dataset.sh data/dataset2 200 2
 # 1. one-step training (examples/train_paper.yaml: prior c = 1, push-forward batches), ~11 min on 2 cores;
-# 2. fine-tuning with ever longer unrolled losses (train.unroll = 8, 32, 64; lmp_gnn.train), each
+# 2. fine-tuning with ever longer unrolled losses (train.unroll = 8, 32, 64; lmp_gnn.learning.train), each
 #    stage starting from the last one's weights, ~30 min on 2 cores in all;
 # 3. the 64-step loss taken after up to 256, then 384 of the model's own steps (train.unroll_lead:
 #    states off the true path, as a long rollout reaches them): 1000 + 1000 + 1500 + 1500 steps,

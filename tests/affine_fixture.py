@@ -17,8 +17,8 @@ import warnings
 import numpy as np
 import torch
 
-from lmp_gnn.metadata import model_metadata, to_strings
-from lmp_gnn.trajectory import Trajectory
+from lmp_gnn.physics.trajectory import Trajectory
+from lmp_gnn.step.metadata import model_metadata, to_strings
 
 
 def lattice_network(n: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

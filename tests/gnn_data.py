@@ -1,7 +1,7 @@
 """Tiny real training data for the model/training tests: LAMMPS compressions of jammed networks.
 
 `compressed_networks()` makes (once per test session, cached) three ~45-node jammed networks
-(lmp_gnn.generate) compressed to 2 % strain by lmp_gnn.md.compress and saved as trajectory
+(lmp_gnn.physics.generate) compressed to 2 % strain by lmp_gnn.physics.md.compress and saved as trajectory
 files; a few seconds on one core. The viscous thermostat (T = 0) is used so that the
 accelerations are deterministic and learnable within seconds of training; at T = 1e-10 the
 per-snapshot accelerations of such tiny networks are dominated by thermal motion.
@@ -15,9 +15,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lmp_gnn.generate import jammed_network
-from lmp_gnn.md import compress
-from lmp_gnn.trajectory import save_trajectory
+from lmp_gnn.physics.generate import jammed_network
+from lmp_gnn.physics.md import compress
+from lmp_gnn.physics.trajectory import save_trajectory
 
 N_NETWORKS = 3
 

@@ -1,4 +1,4 @@
-"""lmp_gnn.analysis: metrics on hand-made numbers and on exact affine compressions."""
+"""lmp_gnn.evaluation.analysis: metrics on hand-made numbers and on exact affine compressions."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from affine_fixture import affine_strain_y, affine_trajectory
-from lmp_gnn import analysis, features
-from lmp_gnn.rollout import rollout, zero_acceleration_model
+from lmp_gnn.evaluation import analysis
+from lmp_gnn.step import features
+from lmp_gnn.step.rollout import rollout, zero_acceleration_model
 
 torch.set_num_threads(1)
 
@@ -148,7 +149,7 @@ def test_evaluate_command_writes_results_beside_the_baseline(tmp_path):
 
     from affine_fixture import ConstantAcceleration, save_exported
     from lmp_gnn.cli import main
-    from lmp_gnn.trajectory import save_trajectory
+    from lmp_gnn.physics.trajectory import save_trajectory
 
     (tmp_path / "data" / "test").mkdir(parents=True)
     trajs = [affine_trajectory(n_snapshots=30, nu=nu, curvature=2e-6, seed=i) for i, nu in enumerate((0.3, -0.1))]
@@ -182,7 +183,7 @@ def test_evaluate_command_writes_results_beside_the_baseline(tmp_path):
 def test_evaluate_command_refuses_a_foreign_delta_l(tmp_path, capsys):
     from affine_fixture import save_exported
     from lmp_gnn.cli import main
-    from lmp_gnn.trajectory import save_trajectory
+    from lmp_gnn.physics.trajectory import save_trajectory
 
     save_trajectory(tmp_path / "net0.npz", affine_trajectory(n_snapshots=10))
     save_exported(tmp_path / "nan25.pt", NaNOn25Nodes(), history=3, delta_l=0.002)
@@ -208,7 +209,7 @@ def test_evaluate_command_records_a_failed_rollout(tmp_path):
 
     from affine_fixture import save_exported
     from lmp_gnn.cli import main
-    from lmp_gnn.trajectory import save_trajectory
+    from lmp_gnn.physics.trajectory import save_trajectory
 
     for i, n in enumerate((6, 5, 6)):
         save_trajectory(tmp_path / "d" / f"net{i}.npz", affine_trajectory(n_snapshots=30, n=n, seed=i, curvature=1e-6))
@@ -235,7 +236,7 @@ def test_evaluate_command_scores_a_diverging_rollout_up_to_where_it_diverged(tmp
 
     from affine_fixture import save_exported
     from lmp_gnn.cli import main
-    from lmp_gnn.trajectory import save_trajectory
+    from lmp_gnn.physics.trajectory import save_trajectory
 
     save_trajectory(tmp_path / "d" / "net0.npz", affine_trajectory(n_snapshots=30, n=6, seed=0, curvature=1e-6))
     save_exported(tmp_path / "runaway.pt", Runaway(), history=3, delta_l=0.004)
@@ -256,7 +257,7 @@ def test_evaluate_steps_limits_the_rollout(tmp_path):
     import json
 
     from lmp_gnn.cli import main
-    from lmp_gnn.trajectory import save_trajectory
+    from lmp_gnn.physics.trajectory import save_trajectory
 
     save_trajectory(tmp_path / "d" / "net0.npz", affine_trajectory(n_snapshots=30, n=6, seed=0, curvature=1e-6))
     rc = main(["evaluate", "zero", "--data", str(tmp_path / "d"), "-o", str(tmp_path / "ev"), "--steps", "4",

@@ -1,4 +1,4 @@
-"""The Python backend of fix gnn/rollout (`fix ... gnn/rollout python FILE:FACTORY`, lmp_gnn.bridge).
+"""The Python backend of fix gnn/rollout (`fix ... gnn/rollout python FILE:FACTORY`, lmp_gnn.coupling.bridge).
 
 - The same model through the TorchScript backend and the Python backend gives the same trajectory
   in mode leap and mode shadow (LAMMPS driven from this Python process: the running interpreter).
@@ -23,8 +23,8 @@ import torch
 from fixtures.lammps_run import peratom_fix_array, run_in_process, run_lmp, unwrapped_state, write_history
 from fixtures.lattice import deck_header, triangular_network
 from fixtures.make_models import DEFAULT_METADATA
-from lmp_gnn import bridge
-from lmp_gnn.rollout import rollout
+from lmp_gnn.coupling import bridge
+from lmp_gnn.step.rollout import rollout
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*torch\.jit.*:DeprecationWarning")
 
@@ -163,7 +163,7 @@ run 92
 
 
 def test_exported_file_through_python_backend(models, data_file, network, tmp_path, monkeypatch):
-    """A factory may return lmp_gnn.export.load_exported(path): the file's module and metadata."""
+    """A factory may return lmp_gnn.learning.export.load_exported(path): the file's module and metadata."""
     monkeypatch.setenv("LMP_GNN_BRIDGE_MODEL", str(models["spring_f32"]))
     write_history(tmp_path / "hist.txt", history(network, 2))
     out = []
@@ -245,7 +245,7 @@ def test_python_model_example_runs(tmp_path):
 
 
 def test_python_leap_entry_point_equals_fix(data_file, network):
-    """lmp_gnn.bridge.PythonLeap (the entry point for fix python/move or python/invoke in LAMMPS
+    """lmp_gnn.coupling.bridge.PythonLeap (the entry point for fix python/move or python/invoke in LAMMPS
     builds with the PYTHON package) takes the same steps as fix gnn/rollout python ... box no.
     Driven here from Python through the class that fix python/move would construct, since the
     wheel has no fix python/move."""
@@ -347,7 +347,7 @@ def test_device_keyword_refused(data_file):
                           "keyword device cuda applies to TorchScript models only"), msg
 
 
-# ------------------------------------------------------------------ lmp_gnn.bridge alone
+# ------------------------------------------------------------------ lmp_gnn.coupling.bridge alone
 def test_check_metadata_defaults_and_strings():
     meta = bridge.check_metadata({"history": "3", "layers": 1, "delta_l": "0.002", "md_steps_per_step": 900})
     assert meta["history"] == 3 and meta["delta_l"] == 0.002 and meta["md_steps_per_step"] == 900.0

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gnn_data import compressed_networks
-from lmp_gnn.dataset import (
+from lmp_gnn.learning.dataset import (
     DatasetError,
     WindowDataset,
     find_trajectory_files,
@@ -15,7 +15,7 @@ from lmp_gnn.dataset import (
     split_by_network,
     training_metadata,
 )
-from lmp_gnn.trajectory import Trajectory, TrajectoryFormatError
+from lmp_gnn.physics.trajectory import Trajectory, TrajectoryFormatError
 
 torch.set_num_threads(1)
 
@@ -151,7 +151,7 @@ def test_bad_inputs_rejected():
     zero.rest_length[0] = 0.0
     with pytest.raises(DatasetError, match="expected positive rest lengths"):
         WindowDataset([zero], history=1)
-    with pytest.raises(DatasetError, match="expected a lmp_gnn.trajectory.Trajectory"):
+    with pytest.raises(DatasetError, match="expected a lmp_gnn.physics.trajectory.Trajectory"):
         WindowDataset([{"positions": good.positions}], history=1)
     with pytest.raises(IndexError, match=r"expected 2 <= t <= 4, got t = 5"):
         WindowDataset([good], history=2).sample(0, 5)
@@ -204,7 +204,7 @@ def test_real_compression_windows():
 
 def test_events_are_left_out_of_the_windows():
     """A snap-through (one snapshot with a large jump) removes the windows that see it, and only those."""
-    from lmp_gnn.dataset import quiet_snapshots
+    from lmp_gnn.learning.dataset import quiet_snapshots
 
     T, N = 30, 5
     t_axis = torch.arange(T, dtype=torch.float64)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from lmp_gnn import md
-from lmp_gnn.driver import CompressionDriver
-from lmp_gnn.generate import jammed_network
-from lmp_gnn.rollout import rollout, zero_acceleration_model
-from lmp_gnn.trajectory import load_trajectory
+from lmp_gnn.coupling.driver import CompressionDriver
+from lmp_gnn.physics import md
+from lmp_gnn.physics.generate import jammed_network
+from lmp_gnn.physics.trajectory import load_trajectory
+from lmp_gnn.step.rollout import rollout, zero_acceleration_model
 
 RATE = 2.5e-5   # 10x the default: a fast but still smooth compression of a tiny network
 ROOT = Path(__file__).resolve().parents[1]

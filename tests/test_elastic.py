@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmp_gnn.elastic import (
+from lmp_gnn.physics.elastic import (
     FloppyNetworkError,
     count_zero_modes,
     elastic_constants,
@@ -13,9 +13,9 @@ from lmp_gnn.elastic import (
     lammps_elastic_constants,
     uniaxial_response,
 )
-from lmp_gnn.generate import jammed_network
-from lmp_gnn.network import Network
-from lmp_gnn.tuning import tune_poisson
+from lmp_gnn.physics.generate import jammed_network
+from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.tuning import tune_poisson
 
 
 def triangular_lattice(nx: int, ny: int, a: float = 1.0) -> Network:

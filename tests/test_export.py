@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lmp_gnn.cli import main as cli_main
-from lmp_gnn.export import (
+from lmp_gnn.learning.export import (
     METADATA_KEYS,
     CheckpointError,
     ExportedModelError,
@@ -17,8 +17,8 @@ from lmp_gnn.export import (
     model_from_checkpoint,
     save_checkpoint,
 )
-from lmp_gnn.metadata import OPTIONAL_KEYS
-from lmp_gnn.model import GNNSimulator, ModelConfig
+from lmp_gnn.learning.model import GNNSimulator, ModelConfig
+from lmp_gnn.step.metadata import OPTIONAL_KEYS
 
 torch.set_num_threads(1)
 # TorchScript is the file format of fix gnn/rollout; torch >= 2.9 marks torch.jit deprecated
@@ -96,7 +96,7 @@ def test_file_missing_a_key_is_refused(checkpoint, tmp_path, missing):
     del extra[missing]
     bad = tmp_path / "bad.pt"
     torch.jit.save(module, str(bad), _extra_files=extra)
-    # the fix's messages (lmp_gnn.metadata)
+    # the fix's messages (lmp_gnn.step.metadata)
     expected = (f"model file {bad} is a TorchScript file without lmp-gnn metadata (no 'lmp_gnn_format'); "
                 "make one with `lmp-gnn export`" if missing == "lmp_gnn_format" else
                 f"model file {bad} lacks metadata '{missing}'; re-export it with `lmp-gnn export`")
@@ -167,13 +167,13 @@ def test_cli_export(checkpoint, tmp_path, capsys):
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-10), ("float32", 1e-6)])
 def test_exported_gnn_runs_in_fix_gnn_rollout_like_the_python_rollout(tmp_path, dtype, tol):
     """The exported GNN (factored message passing, normalisers inside) in real LAMMPS through
-    fix gnn/rollout: 20 leap steps == lmp_gnn.rollout with the same file (the consumer contract)."""
+    fix gnn/rollout: 20 leap steps == lmp_gnn.step.rollout with the same file (the consumer contract)."""
     import numpy as np
 
     from fixtures.lammps_run import run_in_process, unwrapped_state, write_history
     from fixtures.lattice import deck_header, triangular_network
-    from lmp_gnn.features import edge_features, edge_index_from_bonds
-    from lmp_gnn.rollout import rollout
+    from lmp_gnn.step.features import edge_features, edge_index_from_bonds
+    from lmp_gnn.step.rollout import rollout
 
     probe = run_in_process("units lj")
     installed = probe.has_style("fix", "gnn/rollout")

@@ -1,4 +1,4 @@
-"""The C++ feature kernel of fix gnn/rollout (lmp_gnn._core) equals lmp_gnn.features in float64.
+"""The C++ feature kernel of fix gnn/rollout (lmp_gnn._core) equals lmp_gnn.step.features in float64.
 
 Random networks: random positions (also far outside the box, since only differences matter),
 random bonds and rest lengths, random boxes and velocity histories.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmp_gnn import features
+from lmp_gnn.step import features
 
 core = pytest.importorskip("lmp_gnn._core", reason="lmp_gnn._core is built by `pip install .`")
 

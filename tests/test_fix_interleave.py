@@ -1,6 +1,6 @@
 """MD and learned blocks in one deck: true MD with a shadow fix, then learned leaps started from the
 true velocity history (`init fix <shadow>`), then MD again from the learned velocities. The learned
-block equals lmp_gnn.rollout started from the dumped MD snapshots.
+block equals lmp_gnn.step.rollout started from the dumped MD snapshots.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from fixtures.lammps_run import read_dump, run_in_process, run_lmp, unwrapped_state
 from fixtures.lattice import deck_header, triangular_network
 from fixtures.make_models import DEFAULT_METADATA
-from lmp_gnn.rollout import rollout
+from lmp_gnn.step.rollout import rollout
 
 EVERY = 10
 MDSTEPS = float(DEFAULT_METADATA["md_steps_per_step"])
@@ -20,7 +20,7 @@ DELTA_L = float(DEFAULT_METADATA["delta_l"])
 
 
 def rollout_from_dump(model_file, dump, net, n_steps: int, delta_l: float):
-    """lmp_gnn.rollout (h = 2) from the 5 MD snapshots of a dump, started at the last one."""
+    """lmp_gnn.step.rollout (h = 2) from the 5 MD snapshots of a dump, started at the last one."""
     R, L = read_dump(dump, net.n_nodes)
     assert R.shape[0] == 5
     model = torch.jit.load(str(model_file))
@@ -122,7 +122,7 @@ def interleave_fix(model, md: int, learn: int, extra: str = "") -> str:
 
 
 def test_single_run_md_equals_protocol_deck(models, tmp_path):
-    """The fix's MD steps are the compression protocol of lmp_gnn.md: velocity Verlet, Berendsen
+    """The fix's MD steps are the compression protocol of lmp_gnn.physics.md: velocity Verlet, Berendsen
     zero pressure on y, x shrinking by dl per `every` steps (fix nve + press/berendsen + deform)."""
     net = triangular_network(8, 8, seed=7)
     data = net.write_lammps_data(tmp_path / "net.data")
@@ -150,7 +150,7 @@ run {4 * EVERY}
 
 def test_single_run_learned_block_equals_rollout(models, tmp_path):
     """In one `run`: 4 snapshots of MD, then 6 learned steps from the true history, equal to
-    lmp_gnn.rollout from the dumped snapshots; time advances by mdsteps per learned step; the
+    lmp_gnn.step.rollout from the dumped snapshots; time advances by mdsteps per learned step; the
     velocities handed to the next MD block are the non-affine part of the learned motion."""
     net = triangular_network(8, 8, seed=7)
     data = net.write_lammps_data(tmp_path / "net.data")
@@ -186,7 +186,7 @@ def test_single_run_handover_without_velocity_jump(models, tmp_path):
     over equal the MD velocities before the block, and the first MD snapshot after it moves
     the atoms as the learned steps did. (Handing over the whole learned displacement, affine
     part included, would make them ~3x too large: the box remap carries the affine part.)"""
-    from lmp_gnn.generate import jammed_network
+    from lmp_gnn.physics.generate import jammed_network
 
     net = jammed_network(60, seed=3)
     data = net.write_lammps_data(tmp_path / "net.data")

@@ -1,5 +1,5 @@
 """fix gnn/rollout mode leap in real LAMMPS (the installed plugin) against exact answers and the
-Python reference rollout (lmp_gnn.rollout), with restarts and split runs.
+Python reference rollout (lmp_gnn.step.rollout), with restarts and split runs.
 
 Models are the analytic TorchScript fixtures of tests/fixtures/make_models.py, written into a
 temporary directory; the network is a perturbed triangular lattice (tests/fixtures/lattice.py).
@@ -14,7 +14,7 @@ import torch
 from fixtures.lammps_run import peratom_fix_array, run_in_process, run_lmp, unwrapped_state, write_history
 from fixtures.lattice import deck_header, triangular_network
 from fixtures.make_models import CONSTANT_A, DEFAULT_METADATA, LINEAR_C
-from lmp_gnn.rollout import rollout
+from lmp_gnn.step.rollout import rollout
 
 DELTA_L = float(DEFAULT_METADATA["delta_l"])
 MDSTEPS = float(DEFAULT_METADATA["md_steps_per_step"])
@@ -40,7 +40,7 @@ def random_history(network, h, seed=0, scale=2e-3):
 
 
 def python_reference(model_path, network, hist, n_steps, dtype=torch.float64, delta_l=DELTA_L):
-    """lmp_gnn.rollout from snapshots r(0..h) whose velocity history is `hist` and r(h) = network."""
+    """lmp_gnn.step.rollout from snapshots r(0..h) whose velocity history is `hist` and r(h) = network."""
     h = hist.shape[0]
     snaps = [network.positions]
     for k in range(h):
@@ -101,7 +101,7 @@ run 30
     ("spring_f32", 2, torch.float32, 1e-6),
 ])
 def test_matches_python_rollout(models, data_file, network, tmp_path, name, h, dtype, tol):
-    """100 leap steps with the box rule == lmp_gnn.rollout (positions, box, last accelerations)."""
+    """100 leap steps with the box rule == lmp_gnn.step.rollout (positions, box, last accelerations)."""
     hist = random_history(network, h, seed=2)
     write_history(tmp_path / "hist.txt", hist)
     ref = python_reference(models[name], network, hist, 100, dtype=dtype)
@@ -220,7 +220,7 @@ run 60
 def test_subgroup(models, data_file, network, tmp_path):
     """A fix on part of the network: its graph is the group's atoms and the bonds between them,
     the box rule sums over the group, and the other atoms are not moved."""
-    from lmp_gnn.network import Network
+    from lmp_gnn.physics.network import Network
 
     inside = np.arange(50)                        # atom IDs 1..50: the lower half of the lattice
     keep = np.all(network.bonds < 50, axis=1)

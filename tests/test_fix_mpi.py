@@ -106,7 +106,7 @@ def test_float32_200_steps(models, workdir, model, nprocs):
 
 
 def workdir_positions(workdir):
-    from lmp_gnn.network import Network
+    from lmp_gnn.physics.network import Network
 
     return Network.read_lammps_data(workdir / "net.data").positions
 

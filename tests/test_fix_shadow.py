@@ -1,7 +1,7 @@
 """fix gnn/rollout mode shadow: true MD integrates (fix nve), the fix records a snapshot every
 `every` MD steps, predicts the next snapshot from the true history (one-step MSE) and runs a
 free-running learned copy (rollout MSE, nu_est of truth and copy). Everything is recomputed here
-from a dump of the same snapshots with lmp_gnn.features and lmp_gnn.rollout.
+from a dump of the same snapshots with lmp_gnn.step.features and lmp_gnn.step.rollout.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import torch
 from fixtures.lammps_run import read_dump, run_in_process
 from fixtures.lattice import deck_header, triangular_network
 from fixtures.make_models import DEFAULT_METADATA
-from lmp_gnn import features
-from lmp_gnn.poisson import estimator_poisson
-from lmp_gnn.rollout import rollout
-from lmp_gnn.rules import nu_estimator
+from lmp_gnn.physics.poisson import estimator_poisson
+from lmp_gnn.step import features
+from lmp_gnn.step.rollout import rollout
+from lmp_gnn.step.rules import nu_estimator
 
 EVERY = 10
 SNAPS = 12          # snapshots 0 .. SNAPS-1
@@ -27,7 +27,7 @@ DELTA_L = float(DEFAULT_METADATA["delta_l"])
 def test_shadow_scores_equal_python(models, tmp_path, name, h):
     """On a non-square box (8×8 triangular lattice, Ly/Lx = 0.87) whose nodes drift across the
     periodic boundaries, every live figure of the shadow equals the library's: the MSEs, and ν_est
-    of truth and learned copy as lmp_gnn.poisson computes it (each node followed continuously)."""
+    of truth and learned copy as lmp_gnn.physics.poisson computes it (each node followed continuously)."""
     net = triangular_network(8, 8, seed=5)
     assert abs(net.box[1] / net.box[0] - 1.0) > 0.1
     data = net.write_lammps_data(tmp_path / "net.data")

@@ -15,12 +15,12 @@ from fixtures.lattice import deck_header, triangular_network
 from fixtures.make_models import SPRING_K, Spring, fixture_metadata, write_model
 from test_fix_errors import fails_with
 
-DT = 0.05             # the deck_header time step
-STEPS = 16.0          # the model's md_steps_per_step
+DT = 0.05  # the deck_header time step
+STEPS = 16.0  # the model's md_steps_per_step
 DL = 0.002
 NX, NY = 6, 6
-LX = float(NX)        # triangular_network: spacing 1, Lx = nx
-RATE = DL / (STEPS * DT * LX)   # the strain rate at which a learned step of DL on LX takes STEPS MD steps
+LX = float(NX)  # triangular_network: spacing 1, Lx = nx
+RATE = DL / (STEPS * DT * LX)  # the strain rate at which a learned step of DL on LX takes STEPS MD steps
 
 
 def num(x: float) -> str:
@@ -65,8 +65,12 @@ def test_shadow_matching_deck_runs_without_warnings(data_file, tmp_path):
 def test_units_other_than_lj_is_an_error(data_file, tmp_path):
     path = model(tmp_path)
     deck = deck_header(data_file).replace("units lj", "units real") + f"fix g all gnn/rollout {path}\nrun 0\n"
-    fails_with(deck, tmp_path, "Fix gnn/rollout: the model is for units lj (lmp-gnn's training MD), the deck has "
-                               "units real; add 'units any' to the fix if the model was trained in units real")
+    fails_with(
+        deck,
+        tmp_path,
+        "Fix gnn/rollout: the model is for units lj (lmp-gnn's training MD), the deck has "
+        "units real; add 'units any' to the fix if the model was trained in units real",
+    )
 
 
 def test_units_any_accepts_other_units(data_file, tmp_path):
@@ -77,23 +81,27 @@ def test_units_any_accepts_other_units(data_file, tmp_path):
 
 def test_bad_units_keyword(data_file, tmp_path):
     path = model(tmp_path)
-    fails_with(deck_header(data_file) + f"fix g all gnn/rollout {path} units metal\n", tmp_path,
-               "Fix gnn/rollout units must be lj or any, got metal")
+    fails_with(
+        deck_header(data_file) + f"fix g all gnn/rollout {path} units metal\n",
+        tmp_path,
+        "Fix gnn/rollout units must be lj or any, got metal",
+    )
 
 
 def test_time_per_learned_step(data_file, tmp_path):
     """A deck with dt 0.05 and mdsteps 10 against a model trained at 0.05 x 16: the learned step
     stands for 0.5 time units here, 0.8 in training."""
-    path = model(tmp_path, strain_rate=0.0)          # strain_rate 0 (not recorded): no strain check
+    path = model(tmp_path, strain_rate=0.0)  # strain_rate 0 (not recorded): no strain check
     deck = deck_header(data_file) + f"fix g all gnn/rollout {path} mdsteps 10\nrun 0\n"
     assert warnings_of(deck, tmp_path) == [
-        f"Fix gnn/rollout: one learned step stands for dt * mdsteps = 0.05 * 10 = 0.5 time units here, but for "
-        f"timestep * md_steps_per_step = 0.05 * 16 = 0.8 in the model's training data; set timestep 0.08 or "
-        f"mdsteps 16"]
+        "Fix gnn/rollout: one learned step stands for dt * mdsteps = 0.05 * 10 = 0.5 time units here, but for "
+        "timestep * md_steps_per_step = 0.05 * 16 = 0.8 in the model's training data; set timestep 0.08 or "
+        "mdsteps 16"
+    ]
 
 
 def test_time_step_within_tolerance(data_file, tmp_path):
-    path = model(tmp_path, timestep=DT * 1.04)       # 4 %: within the 5 % of the check
+    path = model(tmp_path, timestep=DT * 1.04)  # 4 %: within the 5 % of the check
     assert warnings_of(deck_header(data_file) + f"fix g all gnn/rollout {path}\nrun 0\n", tmp_path) == []
 
 
@@ -103,7 +111,8 @@ def test_snapshot_interval(data_file, tmp_path):
     deck = deck_header(data_file) + f"fix i all nve\nfix g all gnn/rollout {path} mode shadow every 18\nrun 0\n"
     assert warnings_of(deck, tmp_path) == [
         "Fix gnn/rollout: snapshots every 18 MD steps of dt 0.05 are 0.9 time units apart, but a learned step stood "
-        "for timestep * md_steps_per_step = 0.05 * 16 = 0.8 in the model's training data; set every 16"]
+        "for timestep * md_steps_per_step = 0.05 * 16 = 0.8 in the model's training data; set every 16"
+    ]
 
 
 def test_masses(data_file, tmp_path):
@@ -111,32 +120,42 @@ def test_masses(data_file, tmp_path):
     deck = deck_header(data_file) + f"mass 1 2.5\nfix g all gnn/rollout {path}\nrun 0\n"
     assert warnings_of(deck, tmp_path) == [
         "Fix gnn/rollout: the model was trained on atoms of mass 1, group all has atoms of type 1 mass 2.5; "
-        "the learned motion is that of mass 1"]
+        "the learned motion is that of mass 1"
+    ]
 
 
 def test_per_atom_masses(data_file, tmp_path):
     path = model(tmp_path)
-    deck = deck_header(data_file) + ("fix pm all property/atom rmass\nset atom * mass 1.0\nset atom 1*3 mass 0.5\n"
-                                     f"fix g all gnn/rollout {path}\nrun 0\n")
+    deck = deck_header(data_file) + (
+        "fix pm all property/atom rmass\nset atom * mass 1.0\nset atom 1*3 mass 0.5\n"
+        f"fix g all gnn/rollout {path}\nrun 0\n"
+    )
     assert warnings_of(deck, tmp_path) == [
         "Fix gnn/rollout: the model was trained on atoms of mass 1, group all has per-atom masses from 0.5 to 1; "
-        "the learned motion is that of mass 1"]
+        "the learned motion is that of mass 1"
+    ]
 
 
 def test_bond_style(data_file, tmp_path):
     """bond_style gromos reads the data file's K r0 too, but is not what the model was trained with."""
     path = model(tmp_path)
-    deck = deck_header(data_file).replace("bond_style harmonic", "bond_style gromos") + \
-        f"fix g all gnn/rollout {path}\nrun 0\n"
+    deck = (
+        deck_header(data_file).replace("bond_style harmonic", "bond_style gromos")
+        + f"fix g all gnn/rollout {path}\nrun 0\n"
+    )
     assert warnings_of(deck, tmp_path) == [
         "Fix gnn/rollout: the model was trained with bond_style harmonic, the deck has bond_style gromos; the rest "
-        "lengths of the edge features are its equilibrium distances"]
+        "lengths of the edge features are its equilibrium distances"
+    ]
 
 
 def test_accelerated_harmonic_is_harmonic(data_file, tmp_path):
     path = model(tmp_path)
-    deck = "package omp 1\n" + deck_header(data_file).replace("bond_style harmonic", "bond_style harmonic/omp") + \
-        f"fix g all gnn/rollout {path}\nrun 0\n"
+    deck = (
+        "package omp 1\n"
+        + deck_header(data_file).replace("bond_style harmonic", "bond_style harmonic/omp")
+        + f"fix g all gnn/rollout {path}\nrun 0\n"
+    )
     assert warnings_of(deck, tmp_path) == []
 
 
@@ -146,17 +165,19 @@ def test_box_length(data_file, tmp_path):
     deck = deck_header(data_file) + f"fix g all gnn/rollout {path}\nrun 0\n"
     assert warnings_of(deck, tmp_path) == [
         "Fix gnn/rollout: the box is 6 long along the driven axis x, the model's training boxes were 4 (metadata "
-        "box_length), 50% off; the model was trained on networks of another size"]
+        "box_length), 50% off; the model was trained on networks of another size"
+    ]
 
 
 def test_box_length_driven_axis_y(data_file, tmp_path):
     """axis y: the box check reads Ly (5.196, 22 % below the model's 6.7; Lx is 10 % below)."""
     path = model(tmp_path, strain_rate=0.0, box_length=6.7)
-    ly = NY * 3 ** 0.5 / 2
+    ly = NY * 3**0.5 / 2
     deck = deck_header(data_file) + f"fix g all gnn/rollout {path} axis y\nrun 0\n"
     assert warnings_of(deck, tmp_path) == [
         f"Fix gnn/rollout: the box is {num(ly)} long along the driven axis y, the model's training boxes were 6.7 "
-        f"(metadata box_length), {100 * (ly / 6.7 - 1):.0f}% off; the model was trained on networks of another size"]
+        f"(metadata box_length), {100 * (ly / 6.7 - 1):.0f}% off; the model was trained on networks of another size"
+    ]
 
 
 def test_model_without_box_length_has_no_box_check(data_file, tmp_path):
@@ -174,7 +195,8 @@ def test_md_steps_implied_by_the_box(data_file, tmp_path):
     deck = deck_header(data_file) + f"fix g all gnn/rollout {path}\nrun 0\n"
     assert warnings_of(deck, tmp_path) == [
         f"Fix gnn/rollout: a learned step shrinks this box (Lx = 6) by dl = 0.002, which at the model's training "
-        f"strain rate {num(rate)} takes dl / (strain_rate * dt * L) = 8 MD steps, but mdsteps is 16"]
+        f"strain rate {num(rate)} takes dl / (strain_rate * dt * L) = 8 MD steps, but mdsteps is 16"
+    ]
 
 
 def test_each_warning_once(data_file, tmp_path):

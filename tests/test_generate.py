@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from lmp_gnn.cli import main
-from lmp_gnn.elastic import elastic_constants
-from lmp_gnn.generate import GENERATOR_VERSION, JammingError, jammed_network, prune_low_coordination
-from lmp_gnn.network import Network
-from lmp_gnn.tuning import tune_poisson
+from lmp_gnn.physics.elastic import elastic_constants
+from lmp_gnn.physics.generate import GENERATOR_VERSION, JammingError, jammed_network, prune_low_coordination
+from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.tuning import tune_poisson
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +169,8 @@ def test_networks_command_rejects_nonlinear_networks(tmp_path, capsys):
 
 def test_linearity_check_measures_the_athermal_compression():
     from lmp_gnn.commands.networks import linearity_check
-    from lmp_gnn.elastic import uniaxial_response
-    from lmp_gnn.md import athermal_box_poisson
+    from lmp_gnn.physics.elastic import uniaxial_response
+    from lmp_gnn.physics.md import athermal_box_poisson
 
     net = jammed_network(64, 5)  # untuned: nearly linear to 1 %
     nu = uniaxial_response(net, "x")["nu_box"]  # the linear box ν of this (anisotropic, small) network

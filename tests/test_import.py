@@ -11,8 +11,8 @@ import pytest
 from fixtures.lammps_run import read_dump, run_in_process
 from fixtures.lattice import deck_header, triangular_network
 from lmp_gnn.cli import main
-from lmp_gnn.dump_import import DumpImportError, import_dump
-from lmp_gnn.trajectory import load_trajectory
+from lmp_gnn.coupling.dump_import import DumpImportError, import_dump
+from lmp_gnn.physics.trajectory import load_trajectory
 
 EVERY = 200     # MD steps per snapshot
 FRAMES = 13

@@ -1,4 +1,4 @@
-"""lmp_gnn.lammps_rollout (fix gnn/rollout in LAMMPS) equals lmp_gnn.rollout (Python) on a real
+"""lmp_gnn.coupling.lammps_rollout (fix gnn/rollout in LAMMPS) equals lmp_gnn.step.rollout (Python) on a real
 compression trajectory; `lmp-gnn evaluate --engine lammps` runs it end to end."""
 
 import json
@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from lmp_gnn import md
 from lmp_gnn.cli import main as cli_main
-from lmp_gnn.generate import jammed_network
-from lmp_gnn.lammps_rollout import lammps_rollout
-from lmp_gnn.rollout import load_model, rollout
-from lmp_gnn.trajectory import save_trajectory
+from lmp_gnn.coupling.lammps_rollout import lammps_rollout
+from lmp_gnn.physics import md
+from lmp_gnn.physics.generate import jammed_network
+from lmp_gnn.physics.trajectory import save_trajectory
+from lmp_gnn.step.rollout import load_model, rollout
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmp_gnn.md import compress, md_steps_per_snapshot
-from lmp_gnn.network import Network
-from lmp_gnn.poisson import box_poisson, estimator_poisson
-from lmp_gnn.trajectory import load_trajectory, save_trajectory
+from lmp_gnn.physics.md import compress, md_steps_per_snapshot
+from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.poisson import box_poisson, estimator_poisson
+from lmp_gnn.physics.trajectory import load_trajectory, save_trajectory
 
 
 def triangular_lattice(nx: int, ny: int, shift: float = 0.0) -> Network:
@@ -144,7 +144,7 @@ def _escape(s: str) -> str:
 
 
 def test_athermal_reference_matches_md(lattice, traj):
-    from lmp_gnn.md import athermal_box_poisson
+    from lmp_gnn.physics.md import athermal_box_poisson
 
     strain = 1 - traj.box[-1, 0] / traj.box[0, 0]
     nu0 = athermal_box_poisson(lattice, strain)

@@ -1,10 +1,10 @@
-"""One metadata schema: lmp_gnn.metadata (Python) and csrc/gnn_metadata.cpp (both backends of the fix).
+"""One metadata schema: lmp_gnn.step.metadata (Python) and csrc/gnn_metadata.cpp (both backends of the fix).
 
-- The C++ parser (through lmp_gnn._core.parse_metadata) and lmp_gnn.metadata.parse accept the same
+- The C++ parser (through lmp_gnn._core.parse_metadata) and lmp_gnn.step.metadata.parse accept the same
   values with the same typed result and refuse the others with the same message, over every key
   and a pool of values at and beyond each key's bounds.
 - A model whose metadata break the schema is refused with that message, naming the key, by
-  lmp_gnn.export.load_exported, by the fix's TorchScript backend, and (the bridge's check) by its
+  lmp_gnn.learning.export.load_exported, by the fix's TorchScript backend, and (the bridge's check) by its
   Python backend.
 - The writers (model_metadata, to_strings) give what the readers read back.
 - An optional key (box_length) may be missing or empty (None), never invalid.
@@ -20,9 +20,9 @@ import pytest
 from fixtures.lammps_run import run_in_process
 from fixtures.lattice import deck_header, triangular_network
 from fixtures.make_models import BASE_METADATA, DEFAULT_METADATA, SPRING_K, Spring, write_model
-from lmp_gnn import metadata
-from lmp_gnn.export import ExportedModelError, load_exported
-from lmp_gnn.features import FEATURE_VERSION
+from lmp_gnn.learning.export import ExportedModelError, load_exported
+from lmp_gnn.step import metadata
+from lmp_gnn.step.features import FEATURE_VERSION
 
 core = pytest.importorskip("lmp_gnn._core", reason="lmp_gnn._core is built by `pip install .`")
 
@@ -58,7 +58,7 @@ def test_constants_agree():
 
 def test_history_range_is_the_models():
     """The schema's history range is what the model and the datasets take (ModelConfig)."""
-    from lmp_gnn.model import ModelConfig
+    from lmp_gnn.learning.model import ModelConfig
 
     for h in range(metadata.MIN_HISTORY, metadata.MAX_HISTORY + 1):
         ModelConfig(history=h)

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from lmp_gnn.model import GNNSimulator, ModelConfig, OnlineNormalizer, build_model
+from lmp_gnn.learning.model import GNNSimulator, ModelConfig, OnlineNormalizer, build_model
 
 torch.set_num_threads(1)
 # TorchScript is the file format of fix gnn/rollout; torch >= 2.9 marks torch.jit deprecated
@@ -194,13 +194,13 @@ def test_bad_inputs_rejected():
 @pytest.mark.slow
 def test_generated_pyg_sources_removed_at_exit(tmp_path):
     # PyG writes each MessagePassing class's generated source to the temp directory and keeps it;
-    # lmp_gnn.model removes its own at exit (after TorchScript no longer needs them).
+    # lmp_gnn.learning.model removes its own at exit (after TorchScript no longer needs them).
     script = (
         "import sys, torch\n"
-        "from lmp_gnn.model import GNNSimulator, ModelConfig\n"
+        "from lmp_gnn.learning.model import GNNSimulator, ModelConfig\n"
         "torch.jit.script(GNNSimulator(ModelConfig()))\n"
         "for name, m in sys.modules.items():\n"
-        "    if name.startswith('lmp_gnn.model_'): print(m.__file__)\n"
+        "    if name.startswith('lmp_gnn.learning.model_'): print(m.__file__)\n"
     )
     env = dict(os.environ, TMPDIR=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)

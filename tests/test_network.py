@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmp_gnn._lammps import new_lammps
-from lmp_gnn.generate import jammed_network
-from lmp_gnn.network import Network, NetworkFormatError
+from lmp_gnn.coupling._lammps import new_lammps
+from lmp_gnn.physics.generate import jammed_network
+from lmp_gnn.physics.network import Network, NetworkFormatError
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""lmp_gnn.plots: every figure is written from small real rollout arrays, and holds what it should."""
+"""lmp_gnn.evaluation.plots: every figure is written from small real rollout arrays, and holds what it should."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import torch
 from matplotlib.collections import LineCollection, PathCollection
 
 from affine_fixture import affine_trajectory, lattice_network
-from lmp_gnn import analysis, features, plots
-from lmp_gnn.rollout import rollout, zero_acceleration_model
+from lmp_gnn.evaluation import analysis, plots
+from lmp_gnn.step import features
+from lmp_gnn.step.rollout import rollout, zero_acceleration_model
 
 torch.set_num_threads(1)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmp_gnn.poisson import box_poisson, box_poisson_series, estimator_poisson, nu_estimator
-from lmp_gnn.trajectory import Trajectory
+from lmp_gnn.physics.poisson import box_poisson, box_poisson_series, estimator_poisson, nu_estimator
+from lmp_gnn.physics.trajectory import Trajectory
 
 
 def affine_trajectory(nu: float, box0=(10.0, 12.0), n_snapshots=26, delta_l=2e-3, n=200, seed=0) -> Trajectory:

@@ -1,4 +1,4 @@
-"""The Python reference rollout (lmp_gnn.rollout) against analytic models whose result is exact."""
+"""The Python reference rollout (lmp_gnn.step.rollout) against analytic models whose result is exact."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from affine_fixture import affine_trajectory, lattice_network
-from lmp_gnn import features
-from lmp_gnn.rollout import RolloutError, rollout, zero_acceleration_model
+from lmp_gnn.step import features
+from lmp_gnn.step.rollout import RolloutError, rollout, zero_acceleration_model
 
 torch.set_num_threads(1)
 
@@ -166,7 +166,7 @@ def test_bad_inputs_are_refused_with_what_was_expected():
 def test_rollout_command_matches_the_library(tmp_path, capsys):
     from affine_fixture import ConstantAcceleration, save_exported
     from lmp_gnn.cli import main
-    from lmp_gnn.trajectory import load_trajectory, save_trajectory
+    from lmp_gnn.physics.trajectory import load_trajectory, save_trajectory
 
     traj = affine_trajectory(n_snapshots=12)
     save_trajectory(tmp_path / "affine.npz", traj)

@@ -1,5 +1,5 @@
 """The learned step's rules in C++ (csrc/gnn_rules.h, through lmp_gnn._core) equal their one Python
-definition (lmp_gnn.rules) in float64 on random inputs: the update, the box rule, the unwrap, the
+definition (lmp_gnn.step.rules) in float64 on random inputs: the update, the box rule, the unwrap, the
 hand-over velocity to MD and the paper's ν_est.
 """
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmp_gnn import features, rules
+from lmp_gnn.step import features, rules
 
 core = pytest.importorskip("lmp_gnn._core", reason="lmp_gnn._core is built by `pip install .`")
 

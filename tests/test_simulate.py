@@ -10,7 +10,7 @@ import pytest
 
 from lmp_gnn.cli import main
 from lmp_gnn.commands.simulate import network_seed
-from lmp_gnn.trajectory import load_trajectory
+from lmp_gnn.physics.trajectory import load_trajectory
 from test_md import triangular_lattice
 
 FAST = ["--max-strain", "0.004", "--delta-l", "0.004"]

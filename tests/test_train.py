@@ -12,10 +12,10 @@ import torch
 
 from gnn_data import compressed_networks
 from lmp_gnn.cli import main as cli_main
-from lmp_gnn.dataset import WindowDataset, load_trajectories, split_by_network
-from lmp_gnn.export import export_checkpoint, load_checkpoint, load_exported, model_from_checkpoint
-from lmp_gnn.train import ConfigError, _batch_generator, load_config, lr_factor, run_training
-from lmp_gnn.train_config import DataConfig, LoopConfig, TrainConfig
+from lmp_gnn.learning.dataset import WindowDataset, load_trajectories, split_by_network
+from lmp_gnn.learning.export import export_checkpoint, load_checkpoint, load_exported, model_from_checkpoint
+from lmp_gnn.learning.train import ConfigError, _batch_generator, load_config, lr_factor, run_training
+from lmp_gnn.learning.train_config import DataConfig, LoopConfig, TrainConfig
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -226,7 +226,7 @@ def test_two_process_ddp_gloo(tmp_path):
 
 
 def test_resume_refuses_data_of_another_delta_l(tmp_path):
-    from lmp_gnn.trajectory import save_trajectory
+    from lmp_gnn.physics.trajectory import save_trajectory
 
     run_training(config(tmp_path, steps=2), log=quiet)
     other = tmp_path / "other"
@@ -245,8 +245,8 @@ def test_missing_cuda_is_a_config_error(tmp_path):
 
 
 def test_unrolled_loss_of_one_step_is_the_one_step_loss():
-    from lmp_gnn.model import build_model
-    from lmp_gnn.train import _Loss, _UnrolledLoss
+    from lmp_gnn.learning.model import build_model
+    from lmp_gnn.learning.train import _Loss, _UnrolledLoss
 
     torch.manual_seed(0)
     ds = WindowDataset([t for _, t in load_trajectories([compressed_networks()])], history=2,
@@ -270,10 +270,10 @@ def test_unrolled_loss_of_one_step_is_the_one_step_loss():
 
 
 def test_unrolled_loss_after_lead_steps_starts_from_the_models_own_state():
-    from lmp_gnn import features
-    from lmp_gnn.model import build_model
-    from lmp_gnn.rules import advance
-    from lmp_gnn.train import _UnrolledLoss
+    from lmp_gnn.learning.model import build_model
+    from lmp_gnn.learning.train import _UnrolledLoss
+    from lmp_gnn.step import features
+    from lmp_gnn.step.rules import advance
 
     torch.manual_seed(0)
     ds = WindowDataset([t for _, t in load_trajectories([compressed_networks()])], history=2,
@@ -347,7 +347,7 @@ def test_unroll_config_errors():
 
 
 def test_strain_part_of_an_error_field_graph_by_graph():
-    from lmp_gnn.train import strain_part
+    from lmp_gnn.learning.train import strain_part
 
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(50, 2, generator=gen, dtype=torch.float64) * 10

@@ -7,7 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from lmp_gnn.trajectory import FORMAT_VERSION, Trajectory, TrajectoryFormatError, load_trajectory, save_trajectory
+from lmp_gnn.physics.trajectory import (
+    FORMAT_VERSION,
+    Trajectory,
+    TrajectoryFormatError,
+    load_trajectory,
+    save_trajectory,
+)
 
 
 def small(t=4, n=5, m=6, seed=0) -> Trajectory:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lmp_gnn.elastic import elastic_constants, uniaxial_response
-from lmp_gnn.generate import jammed_network
-from lmp_gnn.network import Network
-from lmp_gnn.tuning import TargetNotReachedError, tune_poisson
+from lmp_gnn.physics.elastic import elastic_constants, uniaxial_response
+from lmp_gnn.physics.generate import jammed_network
+from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.tuning import TargetNotReachedError, tune_poisson
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +74,11 @@ def test_refuses_bad_arguments_and_stressed_networks(net):
 
 
 def test_joint_tuned_network_shows_its_target_in_md():
-    """MD compression (lmp_gnn.md, quasi-static protocol) of a joint-tuned auxetic network gives the
+    """MD compression (lmp_gnn.physics.md, quasi-static protocol) of a joint-tuned auxetic network gives the
     target by both the box and the paper's estimator at 0.5 % strain; docs/physics.md §5 reports MD box ν
     within 0.02 of linear response on average (0.05 at most) at 1 %."""
-    from lmp_gnn.md import compress
-    from lmp_gnn.poisson import box_poisson, estimator_poisson
+    from lmp_gnn.physics.md import compress
+    from lmp_gnn.physics.poisson import box_poisson, estimator_poisson
 
     target = -0.3
     tuned, _ = tune_poisson(jammed_network(100, seed=2), target, tol=0.01, objective="joint")
@@ -100,7 +100,7 @@ def test_position_gradient_matches_finite_differences():
     central differences of the independent scipy path (elastic_constants, uniaxial_response)."""
     import torch
 
-    from lmp_gnn.tuning import _torch_ratios
+    from lmp_gnn.physics.tuning import _torch_ratios
 
     net = jammed_network(48, seed=9)
     pos = torch.tensor(net.positions, requires_grad=True)
@@ -127,7 +127,7 @@ def _shift(positions: np.ndarray, node: int, axis: int, h: float) -> np.ndarray:
 
 @pytest.mark.parametrize("objective", ["nu", "joint"])
 def test_tune_positions_reaches_a_target(net, objective):
-    from lmp_gnn.tuning import tune_positions
+    from lmp_gnn.physics.tuning import tune_positions
 
     target = -0.3
     tuned, report = tune_positions(net, target, tol=0.01, objective=objective)
@@ -145,7 +145,7 @@ def test_tune_positions_reaches_a_target(net, objective):
 
 
 def test_tune_positions_unreachable_raises_with_the_best_value(net):
-    from lmp_gnn.tuning import tune_positions
+    from lmp_gnn.physics.tuning import tune_positions
 
     with pytest.raises(TargetNotReachedError) as info:
         tune_positions(net, -0.6, tol=0.01, max_iter=3)
@@ -157,7 +157,7 @@ def test_tune_positions_unreachable_raises_with_the_best_value(net):
 
 @pytest.mark.parametrize("objective", ["nu", "joint"])
 def test_affine_slack_tracks_the_nonaffinity_and_lowers_it(net, objective):
-    from lmp_gnn.tuning import nonaffinity_x
+    from lmp_gnn.physics.tuning import nonaffinity_x
 
     greedy, rep0 = tune_poisson(net, -0.2, tol=0.01, objective=objective)
     tuned, report = tune_poisson(net, -0.2, tol=0.01, objective=objective, affine_slack=0.3)

@@ -4,7 +4,7 @@ zero-acceleration baseline — and plot ν vs strain of all three.
 
     python examples/driver/compare.py [NETWORK.data] [--model MODEL.pt] [-o compare.png]
 
-Without a network file it makes one (`lmp_gnn.generate` + `lmp_gnn.tuning`, ν ≈ -0.2); without
+Without a network file it makes one (`lmp_gnn.physics.generate` + `lmp_gnn.physics.tuning`, ν ≈ -0.2); without
 --model it uses the model shipped with lmp-gnn (close to MD for ~100 learned steps, unstable beyond
 on about half the networks: README, "Learned simulator accuracy"). Runs as is under `mpirun -np 2
 python ...` too.
@@ -16,10 +16,11 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from lmp_gnn import SHIPPED_MODEL, analysis, plots
-from lmp_gnn.driver import CompressionDriver
-from lmp_gnn.network import Network
-from lmp_gnn.rollout import load_model, zero_acceleration_model
+from lmp_gnn import SHIPPED_MODEL
+from lmp_gnn.coupling.driver import CompressionDriver
+from lmp_gnn.evaluation import analysis, plots
+from lmp_gnn.physics.network import Network
+from lmp_gnn.step.rollout import load_model, zero_acceleration_model
 
 
 def main() -> None:
@@ -34,8 +35,8 @@ def main() -> None:
     if args.network:
         net = Network.read_lammps_data(args.network)
     else:
-        from lmp_gnn.generate import jammed_network
-        from lmp_gnn.tuning import tune_poisson
+        from lmp_gnn.physics.generate import jammed_network
+        from lmp_gnn.physics.tuning import tune_poisson
 
         net, _ = tune_poisson(jammed_network(200, seed=42), -0.2, objective="joint")
     model = load_model(args.model)

@@ -11,10 +11,10 @@ import sys
 
 from mpi4py import MPI
 
-from lmp_gnn.driver import CompressionDriver
-from lmp_gnn.network import Network
-from lmp_gnn.rollout import zero_acceleration_model
-from lmp_gnn.trajectory import save_trajectory
+from lmp_gnn.coupling.driver import CompressionDriver
+from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.trajectory import save_trajectory
+from lmp_gnn.step.rollout import zero_acceleration_model
 
 net = Network.read_lammps_data(sys.argv[1])
 with CompressionDriver(net, strain_rate=2.5e-5, thermostat="viscous") as driver:

@@ -1,11 +1,11 @@
-"""Time fix gnn/rollout (C++, libtorch) against the Python reference rollout (lmp_gnn.rollout) on
+"""Time fix gnn/rollout (C++, libtorch) against the Python reference rollout (lmp_gnn.step.rollout) on
 the same model and network, in one run, and print ms per learned step and their ratio.
 "fix own ms" is the last learned step minus its model call: features, update, box, communication.
 
-Model: the paper-size GNNSimulator (lmp_gnn.model defaults: k = 1, h = 3, width 128), untrained,
-scripted by lmp_gnn.export.script_model in float32 with full metadata; its random output is scaled
+Model: the paper-size GNNSimulator (lmp_gnn.learning.model defaults: k = 1, h = 3, width 128), untrained,
+scripted by lmp_gnn.learning.export.script_model in float32 with full metadata; its random output is scaled
 by 1e-6 (a scripted wrapper) so that atoms stay put while the step is timed. Networks: triangular lattices of
-N ≈ n² nodes (lmp_gnn.generate.triangular_network). One torch thread and one MPI rank on both sides.
+N ≈ n² nodes (lmp_gnn.physics.generate.triangular_network). One torch thread and one MPI rank on both sides.
 
     python bench_leap.py [n ...]        (default: 32 100, i.e. N = 1024 and 10000)
 """
@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmp_gnn.export import script_model
-from lmp_gnn.metadata import model_metadata, to_strings
-from lmp_gnn.model import GNNSimulator, ModelConfig
-from lmp_gnn.rollout import rollout
+from lmp_gnn.learning.export import script_model
+from lmp_gnn.learning.model import GNNSimulator, ModelConfig
+from lmp_gnn.step.metadata import model_metadata, to_strings
+from lmp_gnn.step.rollout import rollout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_inputs import SPRINGS  # noqa: E402
 
-from lmp_gnn.generate import triangular_network  # noqa: E402
+from lmp_gnn.physics.generate import triangular_network  # noqa: E402
 
 STEPS = 50
 

@@ -1,7 +1,7 @@
 """Inputs of examples/leap/in.leap: a small network and a tiny hand-written TorchScript model.
 
     net.data    a 16 x 16 perturbed triangular-lattice network (256 nodes, periodic, harmonic
-                bonds with rest lengths spread by ±5 %), LAMMPS data file via lmp_gnn.network
+                bonds with rest lengths spread by ±5 %), LAMMPS data file via lmp_gnn.physics.network
     springs.pt  a "learned simulator" written by hand: damped harmonic springs,
                 a_r = k Σ_{s->r} -(|d| - l_r) d/|d| - γ v_r(t), exported with full lmp-gnn
                 metadata (docs/formats.md) so that fix gnn/rollout accepts it
@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lmp_gnn.generate import triangular_network
-from lmp_gnn.metadata import model_metadata, to_strings
+from lmp_gnn.physics.generate import triangular_network
+from lmp_gnn.step.metadata import model_metadata, to_strings
 
 HERE = Path(__file__).resolve().parent
-# the model's metadata (lmp_gnn.metadata.model_metadata arguments) and its extra files: "trained" on
+# the model's metadata (lmp_gnn.step.metadata.model_metadata arguments) and its extra files: "trained" on
 # this network (box_length = Lx = 16), where Δl = 0.002 at strain rate 2.5e-6 and dt 0.05 takes
 # 0.002 / (2.5e-6 × 0.05 × 16) = 1000 MD steps, so that the decks pass fix gnn/rollout's start checks
 SPRINGS = dict(history=1, layers=1, delta_l=0.002, strain_rate=2.5e-6, timestep=0.05, md_steps_per_step=1000.0,

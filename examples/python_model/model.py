@@ -9,11 +9,11 @@ step with the graph snapshot:
 Factories:
     damped_springs  a hand-written rule in numpy (no torch involved):
                     a_r = k Σ_{edges s->r} -(|d| - l_r) d/|d| - γ v_r(t)
-    small_gnn       an un-exported PyTorch Geometric model (lmp_gnn.model.GNNSimulator, eager),
+    small_gnn       an un-exported PyTorch Geometric model (lmp_gnn.learning.model.GNNSimulator, eager),
                     untrained, normalisers set so that it takes small steps: it shows the
                     mechanics, not physics. For a trained one, return
                     (model_from_checkpoint(ckpt), export_metadata(ckpt, "float32")) from
-                    lmp_gnn.export, with ckpt = load_checkpoint("checkpoint.pt").
+                    lmp_gnn.learning.export, with ckpt = load_checkpoint("checkpoint.pt").
 
 Run as a script (the deck does it through `shell`), it writes net.data, a 16 x 16 perturbed
 triangular network, unless it exists.
@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lmp_gnn.metadata import model_metadata
+from lmp_gnn.step.metadata import model_metadata
 
 HERE = Path(__file__).resolve().parent
 K, GAMMA = 0.05, 0.3
 
 
 def metadata(history: int = 1) -> dict:
-    """The metadata the fix reads (lmp_gnn.metadata.model_metadata: checked, every key filled)."""
+    """The metadata the fix reads (lmp_gnn.step.metadata.model_metadata: checked, every key filled)."""
     return model_metadata(history=history, layers=1, delta_l=0.002, md_steps_per_step=900.0)
 
 
@@ -56,7 +56,7 @@ def small_gnn():
     """An untrained GNNSimulator (h = 2, k = 1, width 32), run eagerly in float64."""
     import torch
 
-    from lmp_gnn.model import GNNSimulator, ModelConfig
+    from lmp_gnn.learning.model import GNNSimulator, ModelConfig
 
     torch.manual_seed(0)
     model = GNNSimulator(ModelConfig(history=2, layers=1, latent=32, hidden=32)).double().eval()
@@ -66,7 +66,7 @@ def small_gnn():
 
 
 if __name__ == "__main__":
-    from lmp_gnn.generate import triangular_network
+    from lmp_gnn.physics.generate import triangular_network
 
     data = HERE / "net.data"
     if not data.exists():

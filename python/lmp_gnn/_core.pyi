@@ -1,8 +1,8 @@
 """Type stubs of lmp_gnn._core, the C++ feature kernel of fix gnn/rollout (csrc/gnn_core_module.cpp).
 
-The feature kernel mirrors lmp_gnn.features and the rules mirror lmp_gnn.rules, in float64 on numpy
+The feature kernel mirrors lmp_gnn.step.features and the rules mirror lmp_gnn.step.rules, in float64 on numpy
 arrays; see docs/formats.md. parse_metadata is the fix's metadata parser, which mirrors
-lmp_gnn.metadata.parse.
+lmp_gnn.step.metadata.parse.
 """
 
 import numpy as np

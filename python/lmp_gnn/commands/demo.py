@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
 def write_report(report: Path, test_traj: Path, model: Path, times: dict[str, float], pretrained: bool) -> Path:
     """OUT/report/README.md: the evaluation summary, the speed of MD vs learned steps and the plots."""
-    from lmp_gnn.trajectory import load_trajectory
+    from lmp_gnn.physics.trajectory import load_trajectory
 
     results = json.loads((report / "results.json").read_text())
     md_per_snapshot, names = [], []
@@ -150,7 +150,7 @@ def write_report(report: Path, test_traj: Path, model: Path, times: dict[str, fl
 
 
 def _md_steps(test_traj: Path, names: list[str]) -> int:
-    from lmp_gnn.trajectory import load_trajectory
+    from lmp_gnn.physics.trajectory import load_trajectory
 
     steps = [load_trajectory(test_traj / f"{n}.npz").metadata["md_steps_per_snapshot"] for n in names]
     return round(sum(steps) / len(steps))

@@ -5,7 +5,7 @@
 Every test trajectory (DIR/<split>/*.npz if that folder exists, else DIR/*.npz; several --data
 entries and single files are accepted) is rolled out from snapshot h + 2 (--start; h the model's history) to its
 last snapshot twice, with the learned model and with the zero-acceleration baseline, both by
-`lmp_gnn.rollout`. Written to OUTDIR:
+`lmp_gnn.step.rollout`. Written to OUTDIR:
 
 - results.json: settings, the aggregate over the test set (position MSE at chosen steps, ν parity
   R² and mean |Δν| for ν_box and ν_est after chosen steps and at chosen strains, mean complexity α),
@@ -58,7 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--engine", choices=("python", "lammps"), default="python",
                         help="who takes the learned steps: the Python reference rollout (default) or "
-                             "fix gnn/rollout inside LAMMPS (lmp_gnn.lammps_rollout; exported models only)")
+                             "fix gnn/rollout inside LAMMPS (lmp_gnn.coupling.lammps_rollout; exported models only)")
 
 
 def _strain(text: str) -> float:
@@ -88,7 +88,7 @@ def find_trajectories(entries: list[Path], split: str) -> list[Path]:
 
 def read_metadata(path: Path) -> dict:
     """The metadata of a trajectory file without reading its arrays."""
-    from lmp_gnn.trajectory import TrajectoryFormatError
+    from lmp_gnn.physics.trajectory import TrajectoryFormatError
 
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -122,7 +122,7 @@ def _fmt(x: Any, spec: str = ".3g") -> str:
 
 def summary_table(agg: dict, model: str, start: int | None = None, steps: int | None = None) -> str:
     """The aggregate as Markdown: one row per metric, learned beside the zero-acceleration baseline."""
-    from lmp_gnn.analysis import FAR_OFF_MSE
+    from lmp_gnn.evaluation.analysis import FAR_OFF_MSE
 
     lines = [f"# Evaluation of `{model}`", "",
              f"{agg['n_networks']} test networks; rollouts from snapshot {'h' if start is None else start} "
@@ -166,7 +166,7 @@ def _count(n: int, agg: dict) -> str:
 
 
 def _network_plots(out: Path, name: str, traj, learned, baseline, result: dict) -> list[Path]:
-    from lmp_gnn import plots
+    from lmp_gnn.evaluation import plots
 
     written = []
     start = learned.start
@@ -198,11 +198,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from lmp_gnn import analysis, plots
     from lmp_gnn.commands.rollout import load_spec, trajectory_delta_l
-    from lmp_gnn.lammps_rollout import lammps_rollout
-    from lmp_gnn.rollout import RolloutError, default_start, rollout, zero_acceleration_model
-    from lmp_gnn.trajectory import load_trajectory
+    from lmp_gnn.coupling.lammps_rollout import lammps_rollout
+    from lmp_gnn.evaluation import analysis, plots
+    from lmp_gnn.physics.trajectory import load_trajectory
+    from lmp_gnn.step.rollout import RolloutError, default_start, rollout, zero_acceleration_model
 
     torch.set_num_threads(args.threads)
     try:

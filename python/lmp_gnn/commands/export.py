@@ -15,7 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmp_gnn.export import export_checkpoint
+    from lmp_gnn.learning.export import export_checkpoint
 
     meta = export_checkpoint(args.checkpoint, args.output, dtype=args.dtype, check=not args.no_check)
     print(f"wrote {args.output}")

@@ -18,8 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmp_gnn.dump_import import import_dump
-    from lmp_gnn.trajectory import save_trajectory
+    from lmp_gnn.coupling.dump_import import import_dump
+    from lmp_gnn.physics.trajectory import save_trajectory
 
     if args.every < 1:
         raise SystemExit(f"lmp-gnn import: error: --every must be >= 1, got {args.every}")

@@ -20,7 +20,7 @@ a network that turns out floppy or misses its target is retried with the next at
 Linearity check (--check-strain, --linear-tol): linear response is exact only at vanishing strain,
 and many pruned networks are nonlinear already below 1 % (docs/physics.md §4), so an MD
 measurement at 1 % would not show the tuned ν. After tuning, each network is
-compressed athermally (energy minimisation in LAMMPS, `lmp_gnn.md.athermal_compression`, the
+compressed athermally (energy minimisation in LAMMPS, `lmp_gnn.physics.md.athermal_compression`, the
 limit the quasi-static MD tends to) to --check-strain along x with zero stress on y, and is
 rejected (retried with the next seed, like a floppy one) unless both the box ν there is within
 --linear-tol of the linear-response ν and the paper's estimator ν_est there is within
@@ -64,7 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="nu: tune the isotropic ν of docs/physics.md §5 only; joint: also the box ν and the "
                              "paper's estimator ν_est of a compression along x (default %(default)s)")
     parser.add_argument("--method", choices=("prune", "positions"), default=DEFAULTS["method"],
-                        help="prune: greedy bond removal (lmp_gnn.tuning.tune_poisson); positions: the paper's "
+                        help="prune: greedy bond removal (lmp_gnn.physics.tuning.tune_poisson); positions: the paper's "
                              "node-position gradient descent, all bonds kept (tune_positions) (default %(default)s)")
     parser.add_argument("--packing-fraction", type=float, default=DEFAULTS["packing_fraction"],
                         help="packing fraction of the jammed disks (default %(default)s)")
@@ -153,11 +153,11 @@ def make_network(job: dict) -> dict:
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from lmp_gnn import __version__
-    from lmp_gnn.elastic import FloppyNetworkError, elastic_constants, uniaxial_response
     from lmp_gnn.files import atomic_write_text
-    from lmp_gnn.generate import GENERATOR_VERSION, JammingError, jammed_network
-    from lmp_gnn.md import athermal_compression
-    from lmp_gnn.tuning import TargetNotReachedError, tune_poisson, tune_positions
+    from lmp_gnn.physics.elastic import FloppyNetworkError, elastic_constants, uniaxial_response
+    from lmp_gnn.physics.generate import GENERATOR_VERSION, JammingError, jammed_network
+    from lmp_gnn.physics.md import athermal_compression
+    from lmp_gnn.physics.tuning import TargetNotReachedError, tune_poisson, tune_positions
 
     data_path, json_path = Path(job["data"]), Path(job["json"])
     errors = []
@@ -238,7 +238,7 @@ def linearity_check(net, nu_linear: float, strain: float, tol: float, athermal_c
     wall_time_s.
     """
     if athermal_compression is None:
-        from lmp_gnn.md import athermal_compression
+        from lmp_gnn.physics.md import athermal_compression
     aqs = athermal_compression(net, strain, increments=increments)
     box, est = aqs["nu_box"][-1], aqs["nu_est"][-1]
     dev_box, dev_est = box - nu_linear, est - box

@@ -5,7 +5,7 @@
 
 For each TRAJ.npz, the learned simulator takes --steps steps (default: to the last snapshot of the
 trajectory) from the true snapshots ending at --start (default: h + 2, as `lmp-gnn evaluate`), with the
-arithmetic and box rule of `lmp_gnn.rollout`. Each result is written to DIR/TRAJ.npz in the
+arithmetic and box rule of `lmp_gnn.step.rollout`. Each result is written to DIR/TRAJ.npz in the
 trajectory format (docs/formats.md): snapshots 0..start copied from the truth, then the learned ones,
 the box per the box rule, and a `rollout` entry in the metadata. MODEL `zero` is the
 zero-acceleration baseline; --baseline also writes it beside a learned rollout (DIR/TRAJ.baseline.npz).
@@ -54,7 +54,7 @@ def load_spec(model: str, history: int | None = None, delta_l: float | None = No
     """MODEL argument -> Spec (an exported model file, or `zero`)."""
     import torch
 
-    from lmp_gnn.rollout import load_model, zero_acceleration_model
+    from lmp_gnn.step.rollout import load_model, zero_acceleration_model
 
     if model == ZERO:
         return Spec(zero_acceleration_model, 3 if history is None else history, delta_l, torch.float64, ZERO)
@@ -90,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from lmp_gnn.analysis import rollout_mse
-    from lmp_gnn.rollout import default_start, rollout, zero_acceleration_model
-    from lmp_gnn.trajectory import load_trajectory, save_trajectory
+    from lmp_gnn.evaluation.analysis import rollout_mse
+    from lmp_gnn.physics.trajectory import load_trajectory, save_trajectory
+    from lmp_gnn.step.rollout import default_start, rollout, zero_acceleration_model
 
     torch.set_num_threads(args.threads)
     try:

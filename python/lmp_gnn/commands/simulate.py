@@ -3,7 +3,7 @@
     lmp-gnn simulate NETWORKS_DIR -o TRAJ_DIR [--workers 2] [--temperature 1e-10] ...
 
 Each `NAME.data` (LAMMPS data file, optional `NAME.json` sidecar with `nu_linear`; without one,
-`nu_linear` is the network's own linear response, `lmp_gnn.elastic.linear_nu`) becomes
+`nu_linear` is the network's own linear response, `lmp_gnn.physics.elastic.linear_nu`) becomes
 `TRAJ_DIR/NAME.npz` (docs/formats.md). Existing outputs are skipped, so a killed run resumes
 where it stopped; each file is written atomically, so a kill loses only the networks in flight.
 Each worker process runs its own LAMMPS (serial). A summary is printed and written to
@@ -102,7 +102,7 @@ def _done(path: Path) -> bool:
     """A trajectory already made: it exists and loads (a truncated or corrupt file is redone)."""
     if not path.exists():
         return False
-    from lmp_gnn.trajectory import TrajectoryFormatError, load_trajectory
+    from lmp_gnn.physics.trajectory import TrajectoryFormatError, load_trajectory
 
     try:
         load_trajectory(path)
@@ -135,7 +135,7 @@ def _check(args) -> None:
         raise ValueError(f"expected --workers ≥ 1, got {args.workers}")
     if args.seed < 0:
         raise ValueError(f"expected --seed ≥ 0, got {args.seed}")
-    from lmp_gnn.md import check_arguments
+    from lmp_gnn.physics.md import check_arguments
 
     # the checks that depend on Lx0 run per network (a failure is reported for that network)
     check_arguments(max_strain=args.max_strain, delta_l=args.delta_l, temperature=args.temperature,
@@ -173,17 +173,17 @@ def _simulate_one(task) -> dict:
     data_file, out_file = Path(data_file), Path(out_file)
     name = data_file.stem
     try:
-        from lmp_gnn.md import compress
-        from lmp_gnn.network import Network
-        from lmp_gnn.poisson import box_poisson, estimator_poisson
-        from lmp_gnn.trajectory import save_trajectory
+        from lmp_gnn.physics.md import compress
+        from lmp_gnn.physics.network import Network
+        from lmp_gnn.physics.poisson import box_poisson, estimator_poisson
+        from lmp_gnn.physics.trajectory import save_trajectory
 
         for stale in out_file.parent.glob(f".{name}.*.npz"):  # temporaries of a killed run
             stale.unlink(missing_ok=True)
         net = Network.read_lammps_data(data_file)
         nu_linear = sidecar_nu_linear(read_sidecar(data_file))
         if nu_linear is None:     # a foreign data file: the network's own linear response
-            from lmp_gnn.elastic import linear_nu
+            from lmp_gnn.physics.elastic import linear_nu
 
             nu_linear = linear_nu(net)
         net.info["nu_linear"] = nu_linear

@@ -1,8 +1,8 @@
 """`lmp-gnn train [CONFIG.yaml] [flags]`: train a GNN simulator on trajectory files.
 
 Flags override the config file; `--set section.key=value` overrides any key (YAML value).
-The keys, their defaults and their checks: lmp_gnn/train_config.py; the training itself:
-lmp_gnn/train.py; an example: examples/train_small.yaml. Under
+The keys, their defaults and their checks: lmp_gnn/learning/train_config.py; the training itself:
+lmp_gnn/learning/train.py; an example: examples/train_small.yaml. Under
 `torchrun --nproc_per_node P -m lmp_gnn.cli train ...` it trains with DistributedDataParallel
 (gloo on CPU).
 """
@@ -14,7 +14,8 @@ from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", nargs="?", type=Path, help="YAML config (keys and defaults: lmp_gnn.train_config)")
+    parser.add_argument("config", nargs="?", type=Path,
+                        help="YAML config (keys and defaults: lmp_gnn.learning.train_config)")
     parser.add_argument("--data", action="append", metavar="PATH",
                         help="training trajectories: file, directory or glob (repeatable; replaces data.train)")
     parser.add_argument("--val-data", action="append", metavar="PATH",
@@ -88,7 +89,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmp_gnn.train import load_config, run_training
+    from lmp_gnn.learning.train import load_config, run_training
 
     cfg = load_config(args.config, overrides_from_args(args))
     resume = None

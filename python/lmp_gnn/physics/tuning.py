@@ -1,7 +1,7 @@
 """Tuning a network's Poisson's ratio by greedy bond pruning driven by exact linear response.
 
 The network's elastic response is the quadratic form E(u, e) = ½ Σ_b k_b (β_b·u + a_b·e)²
-(unstressed bonds, k_b = 2 K_b, see `lmp_gnn.elastic`). With G = H⁺ the relaxed constants are
+(unstressed bonds, k_b = 2 K_b, see `lmp_gnn.physics.elastic`). With G = H⁺ the relaxed constants are
 A C = S = Σ_b k_b w_b w_bᵀ, w_b = a_b - Yᵀ G β_b (the relaxed stretch of bond b per unit
 strain). Removing bond b is a rank-1 change of H, and exactly
 
@@ -40,7 +40,7 @@ import numpy as np
 import scipy.linalg
 from scipy.spatial import cKDTree
 
-from lmp_gnn.elastic import (
+from lmp_gnn.physics.elastic import (
     FloppyNetworkError,
     bond_geometry,
     compatibility_matrix,
@@ -49,7 +49,7 @@ from lmp_gnn.elastic import (
     strain_vectors,
     uniaxial_response,
 )
-from lmp_gnn.network import Network
+from lmp_gnn.physics.network import Network
 
 NU_RANGE = (-0.6, 0.4)
 
@@ -82,12 +82,12 @@ def tune_poisson(net: Network, target_nu: float, tol: float = 0.01, *, objective
 
     Args:
         net: an unstressed, rigid network (every bond at its rest length), e.g. from
-            `lmp_gnn.generate.jammed_network`.
+            `lmp_gnn.physics.generate.jammed_network`.
         target_nu: the Poisson's ratio wanted, ν = (1 - G/B)/(1 + G/B) (docs/physics.md §5); the
             generator's networks reach any target in [-0.6, 0.4].
         tol: stop when |ν - target| < tol (for "joint": every tracked ratio within tol).
         objective: "nu" tunes the isotropic ν only. "joint" also brings the two ratios a
-            compression along x measures (`lmp_gnn.elastic.uniaxial_response`: the box ratio
+            compression along x measures (`lmp_gnn.physics.elastic.uniaxial_response`: the box ratio
             ν_box = C12/C22 and the paper's node estimator ν_est) within tol of the target, so
             that MD of the tuned network shows the target ν by either measure at small strain;
             each step then minimises the largest of the three deviations.
@@ -317,7 +317,7 @@ def nonaffinity_x(net: Network) -> float:
     `tune_poisson(..., affine_slack > 0)` keeps small)."""
     import scipy.sparse.linalg as spla
 
-    from lmp_gnn.elastic import _assemble
+    from lmp_gnn.physics.elastic import _assemble
 
     C, _, _ = elastic_matrix(net, check_floppy=False)
     H, Y, _, _ = _assemble(net)

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from lmp_gnn.network import Network
-from lmp_gnn.rules import unwrap
-from lmp_gnn.trajectory import Trajectory
+from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.trajectory import Trajectory
+from lmp_gnn.step.rules import unwrap
 
 THERMOSTATS = ("langevin", "viscous")
 
@@ -207,7 +207,7 @@ def relaxed_lammps(net: Network, *, timestep: float, temperature: float, damp: f
 
 def bonded_lammps(net: Network, *, timestep: float, log: str | os.PathLike | None = None):
     """A LAMMPS instance with `net` read (centred box), bonded interactions only."""
-    from lmp_gnn._lammps import new_lammps
+    from lmp_gnn.coupling._lammps import new_lammps
 
     lengths = np.concatenate([net.bond_lengths(), net.rest_length])
     longest = float(lengths.max())
@@ -263,10 +263,10 @@ def athermal_compression(net: Network, strain: float, *, increments: int = 10, f
 
     Returns a JSON-serialisable dict of lists, one entry per increment k = 1..increments:
     "strain" (k·strain/increments), "nu_box" (-ε_y/ε_x from the box lengths) and "nu_est" (the
-    paper's estimator, `lmp_gnn.rules.nu_estimator`, between the unstrained network and the
+    paper's estimator, `lmp_gnn.step.rules.nu_estimator`, between the unstrained network and the
     relaxed configuration), plus "wall_time_s".
     """
-    from lmp_gnn.rules import nu_estimator
+    from lmp_gnn.step.rules import nu_estimator
 
     if not 0.0 < strain < 0.5:
         raise ValueError(f"expected 0 < strain < 0.5, got {strain}")

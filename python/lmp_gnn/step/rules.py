@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lmp_gnn.features import minimum_image
+from lmp_gnn.step.features import minimum_image
 
 DRIVEN_AXIS = 0   # x: the box length follows the protocol, -Δl per step
 FREE_AXIS = 1     # y: the box length follows the learned motion

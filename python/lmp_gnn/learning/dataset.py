@@ -28,7 +28,7 @@ noise_std is in distance per step (velocities are ~1e-3 at Δl = 2e-3 per step, 
 
 Unrolled windows (training with `train.unroll` = K > 1): `WindowDataset.unrolled_batch(indices, K)`
 gives the true positions r(t-h), ..., r(t+K) and the true box at t, ..., t+K-1 of each window, for
-a training loss over K learned steps (lmp_gnn.train); `unroll_starts(K)` lists the windows whose
+a training loss over K learned steps (lmp_gnn.learning.train); `unroll_starts(K)` lists the windows whose
 next K - 1 windows are all quiet too (no event inside the unroll). With `lead` = m the windows
 begin m snapshots earlier (r(t-m-h), ..., boxes from t-m) for `train.unroll_lead`, whose first m
 learned steps carry no loss; `lead_room(indices)` is the largest m they allow.
@@ -50,15 +50,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lmp_gnn import features
-from lmp_gnn.metadata import DATA_KEYS, MAX_HISTORY, MIN_HISTORY
-from lmp_gnn.rules import advance
-from lmp_gnn.trajectory import Trajectory, TrajectoryFormatError, load_trajectory
+from lmp_gnn.physics.trajectory import Trajectory, TrajectoryFormatError, load_trajectory
+from lmp_gnn.step import features
+from lmp_gnn.step.metadata import DATA_KEYS, MAX_HISTORY, MIN_HISTORY
+from lmp_gnn.step.rules import advance
 
 NOISE_TARGETS = ("velocity", "position")
 
 # training-data metadata an exported model carries (docs/formats.md, "Exported models"): the
-# trajectory keys of lmp_gnn.metadata.DATA_KEYS
+# trajectory keys of lmp_gnn.step.metadata.DATA_KEYS
 REQUIRED_METADATA = tuple(DATA_KEYS.values())
 
 
@@ -172,7 +172,7 @@ def quiet_snapshots(positions: Tensor, history: int, event_ratio: float) -> list
 def check_trajectory(traj: Trajectory, history: int, name: str = "trajectory") -> None:
     """Raise `DatasetError` (or TrajectoryFormatError) if `traj` cannot give windows for h = `history`."""
     if not isinstance(traj, Trajectory):
-        raise DatasetError(f"{name}: expected a lmp_gnn.trajectory.Trajectory, got {type(traj).__name__}")
+        raise DatasetError(f"{name}: expected a lmp_gnn.physics.trajectory.Trajectory, got {type(traj).__name__}")
     traj.validate(name)                           # shapes, bond indices, NaN/inf
     if not MIN_HISTORY <= history <= MAX_HISTORY:
         raise DatasetError(f"expected history h in {MIN_HISTORY}..{MAX_HISTORY}, got {history}")
@@ -410,7 +410,7 @@ def split_by_network(items: Sequence[tuple[str, Trajectory]], val_fraction: floa
 
 
 def training_metadata(items: Sequence[tuple[str, Trajectory]]) -> dict:
-    """The data metadata an exported model carries, under its model keys (lmp_gnn.metadata.DATA_KEYS):
+    """The data metadata an exported model carries, under its model keys (lmp_gnn.step.metadata.DATA_KEYS):
     delta_l (must agree across trajectories), strain_rate, timestep (means), md_steps_per_step
     (mean md_steps_per_snapshot); and box_length, the mean initial box length Lx (the compressed
     axis) of the trajectories, which fix gnn/rollout compares with the deck's box."""

@@ -6,7 +6,7 @@ dump LAMMPS writes is read as LAMMPS means it:
 
 - columns `id xu yu` (unwrapped), or `id x y ix iy` (wrapped with image flags), in any order;
 - the box of each frame from the dump's BOX BOUNDS; positions measured from the box centre and
-  followed continuously across boundaries (`lmp_gnn.md.snapshot`).
+  followed continuously across boundaries (`lmp_gnn.physics.md.snapshot`).
 
 The frames must be snapshots of a compression along x at a fixed Δl per snapshot and a fixed
 number of MD steps between them (what the learned step stands for); the MD time step is not in a
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lmp_gnn import md
-from lmp_gnn.network import Network
-from lmp_gnn.trajectory import Trajectory
+from lmp_gnn.physics import md
+from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.trajectory import Trajectory
 
 
 class DumpImportError(ValueError):
@@ -87,7 +87,7 @@ def import_dump(data_file: str | os.PathLike, dump_file: str | os.PathLike, *, t
 
     Args:
         data_file: LAMMPS data file of the network (atom_style bond, harmonic Bond Coeffs), as
-            `lmp_gnn.network.Network.read_lammps_data` reads it.
+            `lmp_gnn.physics.network.Network.read_lammps_data` reads it.
         dump_file: text dump with `id` and `xu yu` or `x y ix iy`, one frame per snapshot.
         timestep: the MD time step of the run (not stored in a dump), > 0.
         frames: which frames to import (e.g. slice(0, None, 2) for every second one).
@@ -130,7 +130,7 @@ def import_dump(data_file: str | os.PathLike, dump_file: str | os.PathLike, *, t
     md_steps = _uniform(np.asarray(steps, dtype=np.float64), "number of MD steps", 0.0, dump_file)
     lx0 = float(box[0, 0])
     from lmp_gnn import __version__
-    from lmp_gnn.elastic import linear_nu
+    from lmp_gnn.physics.elastic import linear_nu
     metadata = {
         "generator_version": __version__,
         "source": "lmp-gnn import",

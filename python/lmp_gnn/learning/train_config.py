@@ -3,7 +3,7 @@
 A training config (examples/train_small.yaml) has three sections and an output folder:
 
     data:  DataConfig   trajectories, validation split, input noise, event filter
-    model: ModelConfig  the network's hyper-parameters (lmp_gnn.model)
+    model: ModelConfig  the network's hyper-parameters (lmp_gnn.learning.model)
     train: LoopConfig   optimiser, batches, loss, validation, checkpoints, run limits
     out:   str          folder of checkpoints, metrics.jsonl and config.yaml
 
@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from lmp_gnn.dataset import NOISE_TARGETS
-from lmp_gnn.model import ModelConfig
+from lmp_gnn.learning.dataset import NOISE_TARGETS
+from lmp_gnn.learning.model import ModelConfig
 
 DTYPES = ("float32", "float64")
 
@@ -118,9 +118,9 @@ class DataConfig:
         train: trajectory npz files, directories or globs (docs/formats.md).
         val: validation trajectories; empty: hold out `val_fraction` of the training networks.
         val_fraction: share of networks held out when `val` is empty, in [0, 1).
-        split_seed: seed of that split (lmp_gnn.dataset.split_by_network).
+        split_seed: seed of that split (lmp_gnn.learning.dataset.split_by_network).
         noise_std: random-walk noise on the newest input velocity, distance/step; 0 = off.
-        noise_target: what the target undoes: velocity (GNS) or position (lmp_gnn.dataset).
+        noise_target: what the target undoes: velocity (GNS) or position (lmp_gnn.learning.dataset).
         event_ratio: leave out windows with accelerations above this times the trajectory's
             median (start of compression, snap-through events); 0 keeps all.
     """
@@ -166,7 +166,7 @@ class LoopConfig:
         unroll_lead: up to this many learned steps without gradients before the unrolled loss
             (needs unroll > 1).
         strain_weight: extra weight of the homogeneous-strain part of the unrolled loss's error
-            (lmp_gnn.train.strain_part; needs unroll > 1).
+            (lmp_gnn.learning.train.strain_part; needs unroll > 1).
         init: checkpoint whose weights and normalisers start a fresh run (fine-tuning); null =
             fresh weights. Ignored with --resume.
         log_every: steps between loss lines in metrics.jsonl.

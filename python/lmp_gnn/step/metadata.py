@@ -1,12 +1,12 @@
 """The metadata of an exported model: one schema for everyone who writes or reads it.
 
 An exported model (docs/formats.md, "Exported models") carries its metadata as TorchScript extra
-files, one plain string per key; a Python model of fix gnn/rollout (lmp_gnn.bridge) gives the same
+files, one plain string per key; a Python model of fix gnn/rollout (lmp_gnn.coupling.bridge) gives the same
 keys as a mapping. This module owns the keys, their types and their valid values:
 
     key                type   valid values
     lmp_gnn_format     int    MODEL_FORMAT (1)
-    feature_version    int    lmp_gnn.features.FEATURE_VERSION (1)
+    feature_version    int    lmp_gnn.step.features.FEATURE_VERSION (1)
     history            int    MIN_HISTORY..MAX_HISTORY (1..3): velocities per node
     layers             int    MIN_LAYERS..MAX_LAYERS (0..64): message-passing layers
                               (0: a per-node rule that reads no edge)
@@ -49,7 +49,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lmp_gnn import __version__
-from lmp_gnn.features import FEATURE_VERSION
+from lmp_gnn.step.features import FEATURE_VERSION
 
 MODEL_FORMAT = 1
 DIMENSION = 2
@@ -92,7 +92,7 @@ DEFAULTS: dict[str, Any] = {
 # a model's md_steps_per_step is the mean md_steps_per_snapshot of its training trajectories
 DATA_KEYS = {"delta_l": "delta_l", "strain_rate": "strain_rate", "timestep": "timestep",
              "md_steps_per_step": "md_steps_per_snapshot"}
-# optional keys that come from the training data (lmp_gnn.dataset.training_metadata): box_length is
+# optional keys that come from the training data (lmp_gnn.learning.dataset.training_metadata): box_length is
 # the mean initial box length Lx (the driven axis) of the training trajectories
 
 REEXPORT_HINT = "; re-export it with `lmp-gnn export`"

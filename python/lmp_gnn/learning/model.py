@@ -54,8 +54,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from lmp_gnn.features import EDGE_DIM
-from lmp_gnn.metadata import DIMENSION, MAX_HISTORY, MIN_HISTORY
+from lmp_gnn.step.features import EDGE_DIM
+from lmp_gnn.step.metadata import DIMENSION, MAX_HISTORY, MIN_HISTORY
 
 EDGE_INPUTS = EDGE_DIM + 1     # the contract's 4 edge features and the bond strain (model_inputs)
 

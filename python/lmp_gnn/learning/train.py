@@ -1,4 +1,4 @@
-"""Training of the learned simulator (`lmp-gnn train`); the configuration is lmp_gnn.train_config.
+"""Training of the learned simulator (`lmp-gnn train`); the configuration is lmp_gnn.learning.train_config.
 
 - Data: trajectory npz files (docs/formats.md) from `data.train` (files, directories, globs);
   validation from `data.val`, or a split of the training files by network
@@ -10,7 +10,7 @@
   every rank) takes its inputs from the model's own one-step prediction; those batches do not
   update the normalisers.
 - Unrolled training (`train.unroll` = K > 1): each window is rolled K learned steps from its true
-  history (lmp_gnn.rules.advance, gradients through every step) and the loss is the mean over
+  history (lmp_gnn.step.rules.advance, gradients through every step) and the loss is the mean over
   the K steps of the squared position error in units of the target normaliser's std, which for
   K = 1 is the one-step loss. Edge features use the true box of each step. Usually a fine-tuning
   stage: `train.init` (`--init`) starts from a trained checkpoint's weights and normalisers.
@@ -27,7 +27,7 @@
   draws the same batches as an uninterrupted one.
 - Validation every `val_every` steps and at the end: one-step MSE of raw accelerations on a
   fixed set of windows, beside the zero-acceleration baseline (a ≡ 0, whose MSE is <a²>), and
-  a short learned rollout (lmp_gnn.rollout) vs the baseline rollout r(t+1) = 2r(t) - r(t-1).
+  a short learned rollout (lmp_gnn.step.rollout) vs the baseline rollout r(t+1) = 2r(t) - r(t-1).
 - Checkpoints: `<out>/last.pt` (every `ckpt_every` steps and at the end), `<out>/best.pt`
   (lowest validation one-step MSE); metrics as JSON lines in `<out>/metrics.jsonl`; the
   resolved config in `<out>/config.yaml` and in every checkpoint (`train_config`, the dict form
@@ -54,8 +54,8 @@ import torch.distributed as dist
 import yaml
 from torch import Tensor, nn
 
-from lmp_gnn import __version__, features
-from lmp_gnn.dataset import (
+from lmp_gnn import __version__
+from lmp_gnn.learning.dataset import (
     DatasetError,
     GraphBatch,
     WindowDataset,
@@ -63,9 +63,10 @@ from lmp_gnn.dataset import (
     split_by_network,
     training_metadata,
 )
-from lmp_gnn.export import load_checkpoint, save_checkpoint
-from lmp_gnn.model import GNNSimulator, ModelConfig, OnlineNormalizer, build_model
-from lmp_gnn.train_config import ConfigError, DataConfig, LoopConfig, TrainConfig, load_config
+from lmp_gnn.learning.export import load_checkpoint, save_checkpoint
+from lmp_gnn.learning.model import GNNSimulator, ModelConfig, OnlineNormalizer, build_model
+from lmp_gnn.learning.train_config import ConfigError, DataConfig, LoopConfig, TrainConfig, load_config
+from lmp_gnn.step import features
 
 __all__ = ["ConfigError", "DataConfig", "LoopConfig", "TrainConfig", "evaluate", "load_config", "lr_factor",
            "run_training", "strain_part", "update_normalizers"]
@@ -190,7 +191,7 @@ class _UnrolledLoss(nn.Module):
     def forward(self, positions: Tensor, edge_box: Tensor, edge_index: Tensor, rest_length: Tensor,
                 node_graph: Tensor, lead: int = 0) -> Tensor:
         """Loss over the last edge_box.shape[0] - lead steps; the first `lead` steps carry no gradient."""
-        from lmp_gnn.rules import advance
+        from lmp_gnn.step.rules import advance
 
         model = self.model
         h, steps = model.config.history, edge_box.shape[0]
@@ -288,7 +289,7 @@ def _rollout_errors(model: GNNSimulator, val: WindowDataset, t: LoopConfig, devi
 def _rollout_error(learned, g, start: int, n_steps: int, h: int, dtype: torch.dtype) -> tuple[float, float, int]:
     """Summed squared position errors of the learned and the baseline rollout of graph `g` from
     snapshot `start`, and the number of terms; inf for a learned rollout that diverges."""
-    from lmp_gnn.rollout import RolloutError, rollout, zero_acceleration_model
+    from lmp_gnn.step.rollout import RolloutError, rollout, zero_acceleration_model
 
     arrays = {"positions": g.positions, "box": g.box,
               "bonds": g.edge_index[:, : g.edge_index.shape[1] // 2].t(),

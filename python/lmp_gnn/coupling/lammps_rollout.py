@@ -1,6 +1,6 @@
 """A learned rollout taken inside LAMMPS by `fix gnn/rollout` (mode leap), as a `RolloutResult`.
 
-The same question as `lmp_gnn.rollout.rollout` — n learned steps from the h+1 true snapshots
+The same question as `lmp_gnn.step.rollout.rollout` — n learned steps from the h+1 true snapshots
 ending at `start` — answered by the C++ fix in a live LAMMPS instead of Python, so that the
 evaluation and the demo judge what a deck run by `lmp -in` would produce:
 
@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmp_gnn import features, md
-from lmp_gnn._lammps import new_lammps
-from lmp_gnn.network import Network
-from lmp_gnn.rollout import RolloutError, RolloutResult
-from lmp_gnn.trajectory import Trajectory
+from lmp_gnn.coupling._lammps import new_lammps
+from lmp_gnn.physics import md
+from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.trajectory import Trajectory
+from lmp_gnn.step import features
+from lmp_gnn.step.rollout import RolloutError, RolloutResult
 
 
 def lammps_rollout(model_path: str | Path, traj: Trajectory, start: int, n_steps: int, history: int,

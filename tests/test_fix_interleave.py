@@ -246,6 +246,7 @@ def test_single_run_ranks_agree(models, tmp_path):
     assert_ranks_agree(deck, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fix, message", [
     ("mode interleave md 35 learn 2 every 10", "Fix gnn/rollout mode interleave needs md N with N > 0 "
                                                "a multiple of every (10), got md 35"),

@@ -15,6 +15,9 @@ from fixtures.lattice import deck_header, triangular_network
 from fixtures.make_models import SPRING_K, Spring, fixture_metadata, write_model
 from test_fix_errors import fails_with
 
+# every test starts `lmp` in a subprocess: outside the fast inner loop (-m "not slow"), like test_fix_errors
+pytestmark = pytest.mark.slow
+
 DT = 0.05  # the deck_header time step
 STEPS = 16.0  # the model's md_steps_per_step
 DL = 0.002

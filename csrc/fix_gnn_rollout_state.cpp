@@ -332,7 +332,9 @@ void FixGNNRollout::read_history_file()
   long long nbytes = -1;
   if (comm->me == 0) {
     std::ifstream in(init_file);
-    if (in.good()) {
+    if (platform::path_is_directory(init_file))
+      nbytes = -2;
+    else if (in.good()) {
       std::stringstream ss;
       ss << in.rdbuf();
       text = ss.str();
@@ -340,6 +342,8 @@ void FixGNNRollout::read_history_file()
     }
   }
   MPI_Bcast(&nbytes, 1, MPI_LONG_LONG, 0, world);
+  if (nbytes == -2)
+    error->all(FLERR, "Fix gnn/rollout cannot open history file {}: it is a directory", init_file);
   if (nbytes < 0)
     error->all(FLERR, "Fix gnn/rollout cannot open history file {}: {}", init_file,
                utils::getsyserror());

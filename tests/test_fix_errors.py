@@ -4,11 +4,14 @@ never crash (no segfault, no libtorch trace).
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from fixtures.lammps_run import run_lmp
+from fixtures.lammps_run import MPIRUN, run_lmp
 from fixtures.lattice import deck_header, triangular_network
 
 # every test starts `lmp` in a subprocess (~0.3 s each): outside the fast inner loop (-m "not slow")
@@ -176,13 +179,6 @@ run 1
 
 
 # ------------------------------------------------------------------ issue 23: bad input
-import os  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from fixtures.lammps_run import MPIRUN  # noqa: E402
-
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "python" / "lmp_gnn" / "data" / "demo_model.pt"
 FACTORIES = Path(__file__).resolve().parent / "fixtures" / "bridge_models.py"
 needs_mpirun = pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun of the mpich wheel not installed")

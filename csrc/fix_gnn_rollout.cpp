@@ -28,10 +28,12 @@
 #include "update.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 using namespace LAMMPS_NS;
 using namespace FixConst;
@@ -46,6 +48,32 @@ static std::string plugin_directory()
   if (dladdr(reinterpret_cast<void *>(&plugin_directory), &info) && info.dli_fname)
     return platform::path_dirname(info.dli_fname);
   return ".";
+}
+
+/* ----------------------------------------------------------------------
+   bounds of keyword values that follow from what they mean
+------------------------------------------------------------------------- */
+
+// MD steps per learned step: at least the one step LAMMPS counts for a learned step (mode leap
+// advances the time by mdsteps dt), at most what `every` (an int) holds
+static bool valid_mdsteps(double n)
+{
+  return n >= 1.0 && n <= (double) MAXSMALLINT;
+}
+
+// box-length decrease per learned step: the models are trained on compression (0: no change)
+static bool valid_delta_l(double dl)
+{
+  return std::isfinite(dl) && dl >= 0.0;
+}
+
+// the cores this process may run on (its CPU affinity), at least 1
+static int usable_cores()
+{
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 /* ----------------------------------------------------------------------
@@ -140,8 +168,11 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
     } else if (strcmp(arg[iarg], "mdsteps") == 0) {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout mdsteps", error);
       mdsteps = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
-      if (mdsteps <= 0.0)
-        error->all(FLERR, iarg + 1, "Fix gnn/rollout mdsteps must be > 0, got {}", arg[iarg + 1]);
+      if (!valid_mdsteps(mdsteps))
+        error->all(FLERR, iarg + 1,
+                   "Fix gnn/rollout mdsteps: expected the MD steps one learned step stands for, "
+                   "between 1 and {}, got {}",
+                   MAXSMALLINT, arg[iarg + 1]);
       iarg += 2;
     } else if (strcmp(arg[iarg], "every") == 0) {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout every", error);
@@ -170,6 +201,11 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
     } else if (strcmp(arg[iarg], "dl") == 0) {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout dl", error);
       delta_l = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
+      if (!valid_delta_l(delta_l))
+        error->all(FLERR, iarg + 1,
+                   "Fix gnn/rollout dl: expected the box-length decrease per learned step along "
+                   "the driven axis, a finite number >= 0, got {}",
+                   arg[iarg + 1]);
       dl_given = true;
       iarg += 2;
     } else if (strcmp(arg[iarg], "box") == 0) {
@@ -191,6 +227,15 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
       nthreads = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
       if (nthreads < 0)
         error->all(FLERR, iarg + 1, "Fix gnn/rollout threads must be >= 0, got {}", arg[iarg + 1]);
+      const int ncores = usable_cores();
+      if (nthreads > ncores) {
+        if (comm->me == 0)
+          error->warning(FLERR,
+                         "Fix gnn/rollout threads {} is more than the {} core(s) this process "
+                         "can use; using threads {}",
+                         nthreads, ncores, ncores);
+        nthreads = ncores;
+      }
       iarg += 2;
     } else if (strcmp(arg[iarg], "units") == 0) {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout units", error);
@@ -227,8 +272,22 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
   history = info.history;
   nhist = 2 * history;
   layers = info.layers;
-  if (mdsteps <= 0.0) mdsteps = info.md_steps_per_step;
-  if (!dl_given) delta_l = info.delta_l;
+  if (mdsteps <= 0.0) {
+    mdsteps = info.md_steps_per_step;
+    if (!valid_mdsteps(mdsteps))
+      error->all(FLERR,
+                 "Fix gnn/rollout model {}: expected md_steps_per_step between 1 and {}, got {}; "
+                 "give the keyword mdsteps",
+                 model_file, MAXSMALLINT, mdsteps);
+  }
+  if (!dl_given) {
+    delta_l = info.delta_l;
+    if (!valid_delta_l(delta_l))
+      error->all(FLERR,
+                 "Fix gnn/rollout model {}: expected delta_l >= 0 (a compression), got {}; give "
+                 "the keyword dl",
+                 model_file, delta_l);
+  }
   graph = std::make_unique<GNNBondGraph>(lmp, this, layers);
 
   restart_global = 1;
@@ -496,15 +555,30 @@ void FixGNNRollout::setup(int /*vflag*/)
     error->all(FLERR, "Fix gnn/rollout group {} has no bonds between its atoms",
                group->names[igroup]);
   graph->check_halo();
+  // a bond across the boundary of the driven axis shortens by dl every learned step (the
+  // atoms are not remapped with the box): dl must stay below the shortest bond
+  const double shortest = graph->min_rest_length();
+  if (boxflag && delta_l >= shortest)
+    error->all(FLERR,
+               "Fix gnn/rollout dl {} is too large for the bonds of group {}: the box change per "
+               "learned step must be less than the shortest bond rest length {:.4g}, which a "
+               "bond across the boundary of the driven axis shortens by every learned step; "
+               "dl exceeds it by {:.4g}",
+               delta_l, group->names[igroup], shortest, delta_l - shortest);
 }
 
 /* ----------------------------------------------------------------------
    accelerations of all graph nodes into out_accel: node features from the
    history columns hh[i][hcol..], edge features from positions pos[i][pcol..]
-   (any image: minimum image in `box`)
+   (any image: minimum image in `box`). Collective: every rank calls it, also a
+   rank without group atoms (its empty graph is not handed to the model), and every
+   rank stops with the same ERROR when the model failed on any rank or returned a
+   non-finite or too large acceleration for an owned atom; `kept` names what the
+   error leaves unchanged
 ------------------------------------------------------------------------- */
 
-void FixGNNRollout::model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2])
+void FixGNNRollout::model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2],
+                                const char *kept)
 {
   const std::vector<int> &node_atom = graph->node_atom();
   const std::vector<double> &edge_rest = graph->edge_rest();
@@ -528,15 +602,89 @@ void FixGNNRollout::model_accel(double **pos, int pcol, double **hh, int hcol, c
 
   out_accel.resize((std::size_t) nnodes * 2);
   const double tm = platform::walltime();
-  try {
-    model->compute(nnodes, node_feat.data(), nedges, edge_index.data(), edge_feat.data(),
-                   out_accel.data());
-  } catch (std::exception &e) {
-    error->one(FLERR, "Fix gnn/rollout at step {}: {}", update->ntimestep, e.what());
+  std::string failure;
+  if (nnodes > 0) {    // (the owned nodes come first: no owned atom, no ghost nodes either)
+    try {
+      model->compute(nnodes, node_feat.data(), nedges, edge_index.data(), edge_feat.data(),
+                     out_accel.data());
+    } catch (std::exception &e) {
+      failure = e.what();
+      if (failure.empty()) failure = "the model failed without a message";
+    }
   }
   last_model_ms = 1000.0 * (platform::walltime() - tm);
   sum_model_ms += last_model_ms;
   nmodel_calls++;
+
+  // the message of the lowest rank whose model call failed, raised on every rank
+  int failed_rank = failure.empty() ? comm->nprocs : comm->me;
+  MPI_Allreduce(MPI_IN_PLACE, &failed_rank, 1, MPI_INT, MPI_MIN, world);
+  if (failed_rank < comm->nprocs) {
+    int len = (int) failure.size();
+    MPI_Bcast(&len, 1, MPI_INT, failed_rank, world);
+    failure.resize(len);
+    MPI_Bcast(failure.data(), len, MPI_CHAR, failed_rank, world);
+    error->all(FLERR, "Fix gnn/rollout at step {}{}: {}", update->ntimestep,
+               comm->nprocs > 1 ? fmt::format(" (MPI rank {})", failed_rank) : "", failure);
+  }
+
+  // accelerations of the owned atoms: finite, and they and the displacements u = v(t) + a
+  // they give less than a learned step can carry (step_limit)
+  std::string limit_what;
+  const double limit = step_limit(limit_what);
+  double counts[3] = {0.0, 0.0, 0.0};    // non-finite, too large a, too large u
+  double largest[2] = {0.0, 0.0};        // |a|, |u|
+  for (int k = 0; k < graph->nown(); k++) {
+    const double *a = &out_accel[2 * k];
+    if (!std::isfinite(a[0]) || !std::isfinite(a[1])) {
+      counts[0] += 1.0;
+      continue;
+    }
+    const double *v = &hh[node_atom[k]][hcol];
+    const double anorm = std::hypot(a[0], a[1]), unorm = std::hypot(v[0] + a[0], v[1] + a[1]);
+    if (anorm > limit) counts[1] += 1.0;
+    if (unorm > limit) counts[2] += 1.0;
+    largest[0] = std::max(largest[0], anorm);
+    largest[1] = std::max(largest[1], unorm);
+  }
+  MPI_Allreduce(MPI_IN_PLACE, counts, 3, MPI_DOUBLE, MPI_SUM, world);
+  if (counts[0] > 0.0)
+    error->all(FLERR,
+               "Fix gnn/rollout: the model returned non-finite accelerations for {} atom(s) at "
+               "step {}; {}",
+               (bigint) counts[0], update->ntimestep, kept);
+  if (counts[1] > 0.0 || counts[2] > 0.0) {
+    MPI_Allreduce(MPI_IN_PLACE, largest, 2, MPI_DOUBLE, MPI_MAX, world);
+    if (counts[1] > 0.0)
+      error->all(FLERR,
+                 "Fix gnn/rollout: the model returned accelerations of magnitude up to {:.4g} "
+                 "(distance per learned step^2) for {} atom(s) at step {}: expected at most {} "
+                 "({:.4g}); {}",
+                 largest[0], (bigint) counts[1], update->ntimestep, limit_what, limit, kept);
+    error->all(FLERR,
+               "Fix gnn/rollout: the model's accelerations give displacements of up to {:.4g} in "
+               "one learned step for {} atom(s) at step {}: expected at most {} ({:.4g}); {}",
+               largest[1], (bigint) counts[2], update->ntimestep, limit_what, limit, kept);
+  }
+}
+
+/* ----------------------------------------------------------------------
+   the largest displacement per learned step (velocity history entry) and change of it
+   (acceleration) a node of the group can have: the longest bond of the group, or half the
+   shortest box length if that is smaller (the edge features are minimum images); `what`
+   names the bound
+------------------------------------------------------------------------- */
+
+double FixGNNRollout::step_limit(std::string &what) const
+{
+  const double bond = std::max(graph->max_bond_length(), graph->max_rest_length());
+  const double half_box = 0.5 * std::min(domain->prd[0], domain->prd[1]);
+  if (bond > 0.0 && bond <= half_box) {
+    what = "the longest bond of the group";
+    return bond;
+  }
+  what = "half the shortest box length";
+  return half_box;
 }
 
 // the unwrapped position R = x + n L of local atom i (in-plane)

@@ -128,9 +128,12 @@ class FixGNNRollout : public Fix {
     state[i][C_ACCEL] = accel_out[i][0] = a[0];
     state[i][C_ACCEL + 1] = accel_out[i][1] = a[1];
   }
-  void model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2]);
+  void model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2],
+                   const char *kept);
+  double step_limit(std::string &what) const;
   void unwrapped(int i, double *r) const;
   void init_history();
+  void check_history();
   // the restart-persistent members of this class, bound by name (gnn_restart_record.h)
   virtual void bind_restart(LMPGNN::RestartRecord &);
   // f_ID[n + 1] for the outputs of one mode (7-10: shadow, 12: interleave); 0 by default

@@ -160,7 +160,14 @@ void FixGNNRolloutInterleave::md_box_step()
   temperature->compute_vector();
   pressure->compute_vector();
   const double p = pressure->vector[freeaxis];
-  const double dilation = std::pow(1.0 - update->dt / pdamp * (0.0 - p) / modulus, 1.0 / 3.0);
+  const double base = 1.0 - update->dt / pdamp * (0.0 - p) / modulus;
+  if (!(base > 0.0) || !std::isfinite(base))
+    error->all(FLERR,
+               "Fix gnn/rollout at step {}: the Berendsen step of the free axis (pressure {:.4g}, "
+               "dt / pdamp {:.4g}, modulus {:.4g}) gives the volume factor {:.4g}; expected a "
+               "positive factor: use a larger pdamp or modulus",
+               update->ntimestep, p, update->dt / pdamp, modulus, base);
+  const double dilation = std::cbrt(base);
   remap_axis(freeaxis, domain->prd[freeaxis] * dilation);
   remap_axis(driven, domain->prd[driven] - delta_l / every);
 }

@@ -24,6 +24,9 @@
 #include "modify.h"
 #include "update.h"
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -251,7 +254,42 @@ void FixGNNRollout::init_history()
           state[i][C_HIST + 2 * k + 1] = v[i][1] * scale;
         }
   }
+  // (mode interleave replaces the histories by MD snapshots before its first learned step,
+  // whose displacements model_accel checks)
+  if (init_style == INIT_FILE || (init_style == INIT_VELOCITY && mode == LEAP)) check_history();
   hist_ready = 1;
+}
+
+/* ----------------------------------------------------------------------
+   the initial histories (init velocity or file) hold finite displacements per learned
+   step no larger than a learned step can carry (step_limit)
+------------------------------------------------------------------------- */
+
+void FixGNNRollout::check_history()
+{
+  std::string limit_what;
+  const double limit = step_limit(limit_what);
+  double count = 0.0, largest = 0.0;
+  for (int i = 0; i < atom->nlocal; i++)
+    if (atom->mask[i] & groupbit) {
+      bool bad = false;
+      for (int k = 0; k < history; k++) {
+        const double norm = std::hypot(state[i][C_HIST + 2 * k], state[i][C_HIST + 2 * k + 1]);
+        if (!(norm <= limit)) bad = true;
+        largest = std::isfinite(norm) ? std::max(largest, norm) : HUGE_VAL;
+      }
+      if (bad) count += 1.0;
+    }
+  MPI_Allreduce(MPI_IN_PLACE, &count, 1, MPI_DOUBLE, MPI_SUM, world);
+  if (count == 0.0) return;
+  MPI_Allreduce(MPI_IN_PLACE, &largest, 1, MPI_DOUBLE, MPI_MAX, world);
+  const std::string source = init_style == INIT_FILE
+      ? "history file " + init_file
+      : fmt::format("init velocity (v dt mdsteps, mdsteps {})", mdsteps);
+  error->all(FLERR,
+             "Fix gnn/rollout {}: the velocity histories of {} atom(s) hold displacements of up to "
+             "{:.4g} per learned step: expected at most {} ({:.4g})",
+             source, (bigint) count, largest, limit_what, limit);
 }
 
 /* ----------------------------------------------------------------------
@@ -294,7 +332,9 @@ void FixGNNRollout::read_history_file()
   long long nbytes = -1;
   if (comm->me == 0) {
     std::ifstream in(init_file);
-    if (in.good()) {
+    if (platform::path_is_directory(init_file))
+      nbytes = -2;
+    else if (in.good()) {
       std::stringstream ss;
       ss << in.rdbuf();
       text = ss.str();
@@ -302,21 +342,32 @@ void FixGNNRollout::read_history_file()
     }
   }
   MPI_Bcast(&nbytes, 1, MPI_LONG_LONG, 0, world);
+  if (nbytes == -2)
+    error->all(FLERR, "Fix gnn/rollout cannot open history file {}: it is a directory", init_file);
   if (nbytes < 0)
     error->all(FLERR, "Fix gnn/rollout cannot open history file {}: {}", init_file,
                utils::getsyserror());
   text.resize(nbytes);
   MPI_Bcast(text.data(), (int) nbytes, MPI_CHAR, 0, world);
 
+  // each rank reads every line and takes the atoms it owns; what is wrong with a line is
+  // found on every rank (format, ID range) or on the owner of its atom (listed twice, not in
+  // the group), or by no rank owning it (no such atom); the first wrong line is reported
   const int nlocal = atom->nlocal;
   const int *mask = atom->mask;
+  const tagint maxtag = atom->map_tag_max;
   std::istringstream lines(text);
   std::string line;
   int lineno = 0;
-  bigint nset = 0;
+  bigint nset = 0, nowned = 0;
   std::vector<double> values(nhist);
+  std::vector<int> line_of(nlocal, 0);       // the line that gave an owned atom its history
+  std::vector<long long> id_of_line(1, 0);    // atom ID of each line (0: no data)
+  enum { TWICE, NOT_IN_GROUP, NO_ATOM, NKINDS };
+  int first_bad[NKINDS] = {INT_MAX, INT_MAX, INT_MAX};    // first line of each kind
   while (std::getline(lines, line)) {
     lineno++;
+    id_of_line.push_back(0);
     const auto hash = line.find('#');
     if (hash != std::string::npos) line.resize(hash);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -331,12 +382,72 @@ void FixGNNRollout::read_history_file()
                  "Fix gnn/rollout history file {} line {}: expected an atom ID and {} values "
                  "(vx, vy of v(t), ..., v(t-{})), got '{}'",
                  init_file, lineno, nhist, history - 1, utils::trim(line));
+    if (id < 1 || id > (long long) maxtag)
+      error->all(FLERR,
+                 "Fix gnn/rollout history file {} line {}: expected an atom ID between 1 and {}, "
+                 "got {}",
+                 init_file, lineno, maxtag, id);
+    id_of_line.back() = id;
     const int i = atom->map((tagint) id);
-    if (i >= 0 && i < nlocal && (mask[i] & groupbit)) {
-      for (int k = 0; k < nhist; k++) state[i][C_HIST + k] = values[k];
-      nset++;
+    if (i < 0 || i >= nlocal) continue;    // owned by another rank, or by none
+    nowned++;
+    int kind = -1;
+    if (!(mask[i] & groupbit))
+      kind = NOT_IN_GROUP;
+    else if (line_of[i])
+      kind = TWICE;
+    if (kind >= 0) {
+      first_bad[kind] = std::min(first_bad[kind], lineno);
+      continue;
     }
+    for (int k = 0; k < nhist; k++) state[i][C_HIST + k] = values[k];
+    line_of[i] = lineno;
+    nset++;
   }
+
+  // lines whose atom no rank owns: found line by line only when their count says so
+  const int ndata = (int) std::count_if(id_of_line.begin(), id_of_line.end(),
+                                        [](long long id) { return id != 0; });
+  bigint nowned_all = 0;
+  MPI_Allreduce(&nowned, &nowned_all, 1, MPI_LMP_BIGINT, MPI_SUM, world);
+  if (nowned_all < ndata) {
+    std::vector<int> owned(lineno + 1, 0);
+    for (int l = 1; l <= lineno; l++)
+      if (id_of_line[l]) {
+        const int i = atom->map((tagint) id_of_line[l]);
+        owned[l] = (i >= 0 && i < nlocal) ? 1 : 0;
+      }
+    MPI_Allreduce(MPI_IN_PLACE, owned.data(), lineno + 1, MPI_INT, MPI_MAX, world);
+    for (int l = 1; l <= lineno; l++)
+      if (id_of_line[l] && !owned[l]) {
+        first_bad[NO_ATOM] = l;
+        break;
+      }
+  }
+  MPI_Allreduce(MPI_IN_PLACE, first_bad, NKINDS, MPI_INT, MPI_MIN, world);
+  const int bad = (int) (std::min_element(first_bad, first_bad + NKINDS) - first_bad);
+  const int badline = first_bad[bad];
+  if (badline != INT_MAX) {
+    const long long id = id_of_line[badline];
+    if (bad == TWICE) {
+      const int earlier = (int) (std::find(id_of_line.begin(), id_of_line.end(), id) -
+                                 id_of_line.begin());
+      error->all(FLERR,
+                 "Fix gnn/rollout history file {} line {}: atom {} is listed twice (first on "
+                 "line {}); expected each atom of group {} once",
+                 init_file, badline, id, earlier, group->names[igroup]);
+    }
+    if (bad == NOT_IN_GROUP)
+      error->all(FLERR,
+                 "Fix gnn/rollout history file {} line {}: atom {} is not in group {}; expected "
+                 "the atoms of the group only",
+                 init_file, badline, id, group->names[igroup]);
+    error->all(FLERR,
+               "Fix gnn/rollout history file {} line {}: there is no atom {}; expected the "
+               "atoms of group {}",
+               init_file, badline, id, group->names[igroup]);
+  }
+
   bigint nset_all = 0;
   MPI_Allreduce(&nset, &nset_all, 1, MPI_LMP_BIGINT, MPI_SUM, world);
   const bigint ngroup = group->count(igroup);

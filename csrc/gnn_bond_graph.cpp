@@ -17,6 +17,7 @@
 #include "neighbor.h"
 
 #include <algorithm>
+#include <cmath>
 
 using namespace LAMMPS_NS;
 
@@ -25,7 +26,7 @@ using namespace LAMMPS_NS;
 GNNBondGraph::GNNBondGraph(LAMMPS *lmp, Fix *owner, int nlayers) :
     Pointers(lmp), fix(owner), layers(nlayers), partner_comm(false), maxpartner(0),
     npartner(nullptr), partner_tag(nullptr), partner_rest(nullptr), partner_overflow(0), nown_(0),
-    nedges_all_(0), max_bond_length_(0.0)
+    nedges_all_(0), max_bond_length_(0.0), max_rest_length_(0.0), min_rest_length_(0.0)
 {
 }
 
@@ -109,16 +110,18 @@ void GNNBondGraph::build_partners()
     add_partner(i1, tag[i2], rest);
     add_partner(i2, tag[i1], rest);
   }
+  MPI_Allreduce(MPI_IN_PLACE, &badtype, 1, MPI_INT, MPI_MAX, world);    // (ERROR on every rank)
   if (badtype)
-    error->one(FLERR, "Fix gnn/rollout: bond type {} has rest length {}; l_r must be positive",
+    error->all(FLERR, "Fix gnn/rollout: bond type {} has rest length {}; l_r must be positive",
                badtype, force->bond->equilibrium_distance(badtype));
 
   partner_comm = true;
   comm->reverse_comm(fix);    // partners found through ghost atoms -> their owners
   comm->forward_comm(fix);    // complete tables of the owners -> their ghost atoms
   partner_comm = false;
+  MPI_Allreduce(MPI_IN_PLACE, &partner_overflow, 1, MPI_INT, MPI_MAX, world);
   if (partner_overflow)
-    error->one(FLERR, "Fix gnn/rollout: an atom has more than {} bond partners, more than its "
+    error->all(FLERR, "Fix gnn/rollout: an atom has more than {} bond partners, more than its "
                "special list says", maxpartner);
 }
 
@@ -154,13 +157,14 @@ void GNNBondGraph::build_graph()
   std::size_t begin = 0, end = node_atom_.size();
   bigint nown_edges = 0, missing = 0;
   tagint missing_from = 0, missing_to = 0;
-  double maxlen = 0.0, maxrest = 0.0;
+  double maxlen = 0.0, maxrest = 0.0, minrest = HUGE_VAL;
   for (int level = 0; level < depth; level++) {
     for (std::size_t k = begin; k < end; k++) {
       const int i = node_atom_[k];
       for (int p = 0; p < npartner[i]; p++) {
         const int s = atom->map(partner_tag[i][p]);
         maxrest = std::max(maxrest, partner_rest[i][p]);
+        minrest = std::min(minrest, partner_rest[i][p]);
         if (s < 0) {
           if (!missing) missing_from = tag[i], missing_to = partner_tag[i][p];
           missing++;
@@ -189,9 +193,12 @@ void GNNBondGraph::build_graph()
   std::copy(senders.begin(), senders.end(), edge_index_.begin());
   std::copy(receivers.begin(), receivers.end(), edge_index_.begin() + nedges);
 
-  double lens[2] = {maxlen, maxrest}, lens_all[2];
-  MPI_Allreduce(lens, lens_all, 2, MPI_DOUBLE, MPI_MAX, world);
+  // (the shortest rest length enters negated: one reduction for all three)
+  double lens[3] = {maxlen, maxrest, -minrest}, lens_all[3];
+  MPI_Allreduce(lens, lens_all, 3, MPI_DOUBLE, MPI_MAX, world);
   max_bond_length_ = lens_all[0];
+  max_rest_length_ = lens_all[1];
+  min_rest_length_ = std::isfinite(lens_all[2]) ? -lens_all[2] : 0.0;
   bigint counts[2] = {nown_edges, missing}, counts_all[2];
   MPI_Allreduce(counts, counts_all, 2, MPI_LMP_BIGINT, MPI_SUM, world);
   nedges_all_ = counts_all[0];

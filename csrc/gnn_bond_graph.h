@@ -51,6 +51,8 @@ class GNNBondGraph : protected Pointers {
   const std::vector<double> &edge_rest() const { return edge_rest_; }      // [E] l_r
   bigint nedges_all() const { return nedges_all_; }    // directed edges of the whole group
   double max_bond_length() const { return max_bond_length_; }
+  double max_rest_length() const { return max_rest_length_; }    // longest l_r of the group
+  double min_rest_length() const { return min_rest_length_; }    // shortest l_r of the group
   double memory_usage() const;
 
  private:
@@ -71,6 +73,7 @@ class GNNBondGraph : protected Pointers {
   std::vector<double> edge_rest_;
   bigint nedges_all_;
   double max_bond_length_;          // longest bond of the group at the last build
+  double max_rest_length_, min_rest_length_;    // extreme rest lengths l_r at the last build
 
   void build_partners();
   void build_graph();

@@ -113,6 +113,11 @@ namespace {
         if (a.dim() != 2 || a.size(0) != n || a.size(1) != info_.dimension)
           throw ModelError("expected model output of shape [" + std::to_string(n) + ", " +
                            std::to_string(info_.dimension) + "], got " + shape(a));
+        // the dtype the metadata declare (an int64 or float32 output of a float64 model is a
+        // model that does not compute what its metadata say)
+        if (a.scalar_type() != dtype_)
+          throw ModelError("expected accelerations of dtype " + info_.dtype +
+                           " (metadata 'dtype'), got a tensor of dtype " + dtype_name(a));
         a = a.to(at::kCPU, at::kDouble).contiguous();
         std::memcpy(accel, a.data_ptr<double>(), sizeof(double) * n * info_.dimension);
       } catch (ModelError &) {
@@ -138,6 +143,24 @@ namespace {
       auto view = buf.narrow(0, 0, rows);
       view.copy_(src);
       return view;
+    }
+
+    // torch's name of a tensor's dtype: float32, float64, int64, ...
+    static std::string dtype_name(const at::Tensor &t)
+    {
+      switch (t.scalar_type()) {
+        case at::kFloat: return "float32";
+        case at::kDouble: return "float64";
+        case at::kHalf: return "float16";
+        case at::kBFloat16: return "bfloat16";
+        case at::kLong: return "int64";
+        case at::kInt: return "int32";
+        case at::kShort: return "int16";
+        case at::kChar: return "int8";
+        case at::kByte: return "uint8";
+        case at::kBool: return "bool";
+        default: return c10::toString(t.scalar_type());
+      }
     }
 
     static std::string shape(const at::Tensor &t)

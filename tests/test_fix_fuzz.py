@@ -30,12 +30,48 @@ from fixtures.lattice import deck_header, triangular_network
 WORKER = Path(__file__).resolve().parent / "fixtures" / "fuzz_worker.py"
 FACTORIES = Path(__file__).resolve().parent / "fixtures" / "bridge_models.py"
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "python" / "lmp_gnn" / "data" / "demo_model.pt"
-DECK_TIMEOUT = 60.0     # seconds one deck may take before it counts as a hang
+DECK_TIMEOUT = 60.0  # seconds one deck may take before it counts as a hang
 
-NUMBERS = ["", "abc", "0", "-1", "-0.001", "1e-300", "1e300", "1e400", "nan", "inf", "-inf", "0.5", "3",
-           "100000", "2147483648", "1e9", "0x10"]
-WORDS = ["", "sideways", "0", "1", "yes", "no", "x", "y", "z", "cuda", "cuda:7", "file", "fix",
-         "velocity", "-1", "nan", "leap", "shadow", "interleave"]
+NUMBERS = [
+    "",
+    "abc",
+    "0",
+    "-1",
+    "-0.001",
+    "1e-300",
+    "1e300",
+    "1e400",
+    "nan",
+    "inf",
+    "-inf",
+    "0.5",
+    "3",
+    "100000",
+    "2147483648",
+    "1e9",
+    "0x10",
+]
+WORDS = [
+    "",
+    "sideways",
+    "0",
+    "1",
+    "yes",
+    "no",
+    "x",
+    "y",
+    "z",
+    "cuda",
+    "cuda:7",
+    "file",
+    "fix",
+    "velocity",
+    "-1",
+    "nan",
+    "leap",
+    "shadow",
+    "interleave",
+]
 NUMERIC_KEYS = ["every", "md", "learn", "pdamp", "modulus", "mdsteps", "dl", "threads"]
 WORD_KEYS = ["mode", "box", "axis", "init", "device"]
 # the keywords a mode needs to run, before the fuzzed ones
@@ -43,8 +79,13 @@ MODE_BASE = {"leap": "", "shadow": "mode shadow every 3", "interleave": "mode in
 
 
 def mode_for(key: str) -> str:
-    return {"md": "interleave", "learn": "interleave", "pdamp": "interleave", "modulus": "interleave",
-            "every": "shadow"}.get(key, "leap")
+    return {
+        "md": "interleave",
+        "learn": "interleave",
+        "pdamp": "interleave",
+        "modulus": "interleave",
+        "every": "shadow",
+    }.get(key, "leap")
 
 
 def fix_line(model: str, mode: str, keywords: str, group: str = "all") -> str:
@@ -66,34 +107,85 @@ def fuzz_decks(models: dict, header: str) -> list[tuple[str, str]]:
         for value in WORDS:
             decks.append((f"{key}={value!r}", header + fix_line(spring, "leap", f"{key} {value}")))
     # models
-    for name in ["not_torchscript", "foreign", "bad_format", "bad_feature_version", "bad_dimension", "bad_history",
-                 "no_delta_l", "nan", "huge", "int64_out", "float32_out", "spring_f32", "spring2", "spring3_f32",
-                 "constant", "linear", "spring_h3"]:
+    for name in [
+        "not_torchscript",
+        "foreign",
+        "bad_format",
+        "bad_feature_version",
+        "bad_dimension",
+        "bad_history",
+        "no_delta_l",
+        "nan",
+        "huge",
+        "int64_out",
+        "float32_out",
+        "spring_f32",
+        "spring2",
+        "spring3_f32",
+        "constant",
+        "linear",
+        "spring_h3",
+    ]:
         for mode in MODE_BASE:
             decks.append((f"model={name}/{mode}", header + fix_line(models[name], mode, "")))
-    for model in ["/nonexistent/model.pt", ".", "empty.pt", "python", "python model.py", "python :f",
-                  "python /nonexistent.py:f", f"python {FACTORIES}:missing", f"python {FACTORIES}:no_metadata",
-                  f"python {FACTORIES}:bad_metadata", f"python {FACTORIES}:raises", f"python {FACTORIES}:wrong_shape",
-                  f"python {FACTORIES}:wrong_dtype", f"python {FACTORIES}:returns_list",
-                  f"python {FACTORIES}:factory_raises", str(DEMO_MODEL)]:
+    for model in [
+        "/nonexistent/model.pt",
+        ".",
+        "empty.pt",
+        "python",
+        "python model.py",
+        "python :f",
+        "python /nonexistent.py:f",
+        f"python {FACTORIES}:missing",
+        f"python {FACTORIES}:no_metadata",
+        f"python {FACTORIES}:bad_metadata",
+        f"python {FACTORIES}:raises",
+        f"python {FACTORIES}:wrong_shape",
+        f"python {FACTORIES}:wrong_dtype",
+        f"python {FACTORIES}:returns_list",
+        f"python {FACTORIES}:factory_raises",
+        str(DEMO_MODEL),
+    ]:
         decks.append((f"model={model}", header + fix_line(model, "leap", "")))
     # groups
-    for group_cmd, group in [("group none empty", "none"), ("group one id 1", "one"),
-                             ("group left region left", "left"), ("group two id 1 20", "two")]:
+    for group_cmd, group in [
+        ("group none empty", "none"),
+        ("group one id 1", "one"),
+        ("group left region left", "left"),
+        ("group two id 1 20", "two"),
+    ]:
         for mode in MODE_BASE:
-            decks.append((f"group={group}/{mode}", header + "region left block INF 0 INF INF INF INF\n" + group_cmd +
-                          "\n" + fix_line(spring, mode, "", group).replace("fix md all", f"fix md {group}")))
+            decks.append(
+                (
+                    f"group={group}/{mode}",
+                    header
+                    + "region left block INF 0 INF INF INF INF\n"
+                    + group_cmd
+                    + "\n"
+                    + fix_line(spring, mode, "", group).replace("fix md all", f"fix md {group}"),
+                )
+            )
     # history files (written by write_inputs)
     for name in HISTORY_FILES:
         decks.append((f"init file {name}", header + fix_line(spring, "leap", f"init file {name}")))
     decks.append(("init file (directory)", header + fix_line(spring, "leap", "init file .")))
     decks.append(("init file (missing)", header + fix_line(spring, "leap", "init file /nonexistent/hist.txt")))
     for value in ["", "g", "nosuchfix", "md"]:
-        decks.append((f"init fix {value!r}", header + "fix md all nve\n" + fix_line(spring, "leap", f"init fix {value}")))
+        decks.append(
+            (f"init fix {value!r}", header + "fix md all nve\n" + fix_line(spring, "leap", f"init fix {value}"))
+        )
     # runs and the deck around the fix
-    for extra in ["run 0", "run -1", "run 1e9 upto", "minimize 1e-4 1e-6 10 100", "unfix g\nrun 2",
-                  "write_restart r.restart\nclear\nread_restart r.restart\nrun 2", "timestep 0\nrun 2",
-                  "change_box all x final -3 3.5 remap\nrun 2", "velocity all create 1e6 1\nrun 2"]:
+    for extra in [
+        "run 0",
+        "run -1",
+        "run 1e9 upto",
+        "minimize 1e-4 1e-6 10 100",
+        "unfix g\nrun 2",
+        "write_restart r.restart\nclear\nread_restart r.restart\nrun 2",
+        "timestep 0\nrun 2",
+        "change_box all x final -3 3.5 remap\nrun 2",
+        "velocity all create 1e6 1\nrun 2",
+    ]:
         decks.append((f"after fix: {extra!r}", header + fix_line(spring, "leap", "").replace("run 8\n", extra + "\n")))
     # random combinations of two or three fuzzed keywords
     rng = random.Random(23)
@@ -139,10 +231,19 @@ class Worker:
     """A fuzz_worker.py process; run() gives (status, message) of one deck."""
 
     def __init__(self, workdir: Path):
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
-            [str(WORKER.parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-        self.proc = subprocess.Popen([sys.executable, str(WORKER)], cwd=workdir, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        env = dict(
+            os.environ,
+            OMP_NUM_THREADS="1",
+            PYTHONPATH=os.pathsep.join([str(WORKER.parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER)],
+            cwd=workdir,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         self.buffer = b""
 
     def run(self, deck: str) -> tuple[str, str]:
@@ -156,7 +257,7 @@ class Worker:
         while True:
             for line in self.buffer.split(b"\n")[:-1]:
                 if line.startswith(b"@@FUZZ "):
-                    self.buffer = self.buffer[self.buffer.index(line) + len(line) + 1:]
+                    self.buffer = self.buffer[self.buffer.index(line) + len(line) + 1 :]
                     result = json.loads(line[7:])
                     return result["status"], result["message"]
             left = deadline - time.monotonic()
@@ -214,15 +315,25 @@ def test_fuzz_decks(models, fuzz_dir):
         if status in ("crash", "exit", "hang"):
             worker = Worker(fuzz_dir)
     worker.close()
-    print(f"\nfuzz of fix gnn/rollout: {len(decks)} decks in {time.monotonic() - t0:.0f} s: "
-          + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print(
+        f"\nfuzz of fix gnn/rollout: {len(decks)} decks in {time.monotonic() - t0:.0f} s: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    )
     for k in ("crash", "hang", "exit", "nonsense", "error without ERROR text"):
         print(f"  {k}: {counts.get(k, 0)}")
     assert not bad, "\n".join(bad)
 
 
-SUBPROCESS_SAMPLE = ["mdsteps='1e-300'", "dl='-0.001'", "threads='-1'", "init file h_big_id.txt",
-                     "init file h_duplicate.txt", "model=huge/leap", "model=int64_out/leap", "dl='1e300'"]
+SUBPROCESS_SAMPLE = [
+    "mdsteps='1e-300'",
+    "dl='-0.001'",
+    "threads='-1'",
+    "init file h_big_id.txt",
+    "init file h_duplicate.txt",
+    "model=huge/leap",
+    "model=int64_out/leap",
+    "dl='1e300'",
+]
 
 
 @pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun of the mpich wheel not installed")

@@ -40,7 +40,7 @@ static bool optional_key(const char *key)
 
 static const char *REEXPORT_HINT = "; re-export it with `lmp-gnn export`";
 
-static std::string strip(const std::string &s)
+std::string strip(const std::string &s)
 {
   const auto first = s.find_first_not_of(" \t\r\n\f\v");
   if (first == std::string::npos) return "";

@@ -33,14 +33,6 @@ namespace LMPGNN {
 
 static const char *EXPORT_HINT = "; make one with `lmp-gnn export`";
 
-static std::string strip(const std::string &s)
-{
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return "";
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return s.substr(first, last - first + 1);
-}
-
 namespace {
 
   std::string torch_message(const std::exception &e)

@@ -75,6 +75,9 @@ class GNNModel {
 // expected value and what was found, each message starting with `source` ("model file X")
 ModelInfo parse_metadata(const std::string &source, const std::map<std::string, std::string> &raw);
 
+// s without leading and trailing white space (metadata values, backend messages)
+std::string strip(const std::string &s);
+
 }    // namespace LMPGNN
 
 // entry point of the TorchScript backend library (libgnn_torch.so), looked up with dlsym;

@@ -28,6 +28,7 @@ import torch
 
 from lmp_gnn.evaluation.analysis import r2_score
 from lmp_gnn.physics.trajectory import load_trajectory
+from lmp_gnn.step.rules import free_axis_strain
 
 
 def zero_stress_length(pos: np.ndarray, box: np.ndarray, bonds: np.ndarray, rest: np.ndarray) -> float:
@@ -70,10 +71,9 @@ def main() -> None:
             u = torch.from_numpy(r[t + 1] - r[t])
             pos = torch.from_numpy(r[t])
             for rule in rules[:2]:
-                L = torch.tensor([box[t, 0], ly[rule][-1]])
-                fy = float(rules.free_axis_strain(pos, L, u, 1))
+                fy = float(free_axis_strain(pos, u, 1))
                 if rule == rules[1]:
-                    fy *= (box[t + 1, 0] / box[t, 0] - 1.0) / float(rules.free_axis_strain(pos, L, u, 0))
+                    fy *= (box[t + 1, 0] / box[t, 0] - 1.0) / float(free_axis_strain(pos, u, 0))
                 ly[rule].append(ly[rule][-1] * (1.0 + fy))
 
         def nu(length: float, t: int) -> float:

@@ -14,8 +14,11 @@ put while timing (examples/leap/bench_leap.py's Quiet). One torch thread, one MP
   weights through `GNNSimulator.forward_reference` (PyG MessagePassing, eager), ms per step;
 - MD: `lmp -in` with the compression protocol of lmp_gnn.physics.md (nve, langevin T = 1e-10,
   press/berendsen on y, deform on x) on the same network, ms per MD step; one learned step
-  stands for ξ = round(Δl / (rate dt Lx)) MD steps (Δl = 2e-3, rate 2.5e-6, dt 0.05, as the data),
-  so the leap-frog speedup is ξ × MD ms / fix ms, also shown as seconds per 1 % strain;
+  is the shipped model's strain step (its delta_l over its box_length, the fix's default:
+  Δl = that strain × Lx, docs/formats.md "A learned step is a strain step") and stands for
+  ξ = round(Δl / (rate dt Lx)) MD steps at the data's rate 2.5e-6 and dt 0.05, the same ξ at every
+  size; the leap-frog speedup is ξ × MD ms / fix ms, also shown as seconds per 1 % strain, beside
+  the speedup a fixed Δl = delta_l would give (ξ falling as 1/Lx: the step before strain steps);
 - GFLOP/s: floating-point operations of one model call (torch.utils.flop_counter on the eager
   factored forward, the ops the TorchScript runs) over the fix's model-call time, beside
   torch.mm's rate on this machine (float32, 1 thread) for the model's largest matmul shape
@@ -50,9 +53,19 @@ from lmp_gnn.physics.generate import triangular_network  # noqa: E402
 from lmp_gnn.physics.md import md_steps_per_snapshot  # noqa: E402
 from lmp_gnn.step.metadata import model_metadata, to_strings  # noqa: E402
 from lmp_gnn.step.rollout import rollout  # noqa: E402
+from lmp_gnn.step.rules import step_delta_l  # noqa: E402
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit.*")
-DELTA_L, RATE, DT = 2e-3, 2.5e-6, 0.05     # the data protocol (NETWORK_DECK has dt 0.05)
+RATE, DT = 2.5e-6, 0.05     # the data protocol (NETWORK_DECK has dt 0.05)
+SHIPPED = ROOT / "python" / "lmp_gnn" / "data" / "demo_model.pt"
+
+
+def shipped_step() -> tuple[float, float]:
+    """(delta_l, box_length) of the shipped model: its strain step is delta_l / box_length."""
+    from lmp_gnn.learning.export import load_exported
+
+    _, meta = load_exported(SHIPPED)
+    return float(meta["delta_l"]), float(meta["box_length"])
 BINDIR = Path(sys.executable).parent
 
 
@@ -152,6 +165,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    delta_l, box_length = shipped_step()
     model = GNNSimulator(ModelConfig()).float().eval()
     meta = to_strings(model_metadata(**dict(SPRINGS, history=model.history, layers=model.config.layers,
                                             dtype="float32")))
@@ -183,28 +197,32 @@ def main() -> None:
 
             md_steps = max(50, int(2_000_000 / net.n_nodes))
             md_ms, _ = lmp_loop_ms(md_deck(md_steps), tmp, md_steps)
-            xi = md_steps_per_snapshot(float(net.box[0]), DELTA_L, RATE, DT)
+            lx = float(net.box[0])
+            xi = md_steps_per_snapshot(lx, step_delta_l(delta_l, box_length, lx), RATE, DT)
+            xi_fixed = md_steps_per_snapshot(lx, delta_l, RATE, DT)
 
             flops, n_edges = model_flops(model, net)
             peak_shape = mm_gflops(n_edges, 128, 128, seconds=0.5)
-            rows.append((net.n_nodes, n_edges, fix_ms, model_ms, eager_ms, md_ms, xi, flops, peak_shape,
-                         float(net.box[0])))
+            rows.append((net.n_nodes, n_edges, fix_ms, model_ms, eager_ms, md_ms, xi, xi_fixed, flops,
+                         peak_shape, lx))
             print(f"  N = {net.n_nodes} done", flush=True)
 
         print(f"\n{'N':>7} {'E':>7} {'fix ms':>9} {'model ms':>9} {'PyG eager ms':>13} {'eager/fix':>9} "
-              f"{'MD ms/step':>10} {'xi':>5} {'MD ms/snap':>10} {'speedup':>8} {'s/1% MD':>9} {'s/1% fix':>9} "
-              f"{'GFLOP/s':>8} {'mm [E,128]':>10} {'fraction':>8}")
-        for N, E, fix_ms, model_ms, eager_ms, md_ms, xi, flops, peak_shape, lx in rows:
+              f"{'MD ms/step':>10} {'xi':>5} {'MD ms/snap':>10} {'speedup':>8} {'fixed Δl':>9} {'s/1% MD':>9} "
+              f"{'s/1% fix':>9} {'GFLOP/s':>8} {'mm [E,128]':>10} {'fraction':>8}")
+        for N, E, fix_ms, model_ms, eager_ms, md_ms, xi, xi_fixed, flops, peak_shape, _lx in rows:
             gflops = flops / (model_ms / 1000.0) / 1e9
             md_per_strain = 0.01 / (RATE * DT) * md_ms / 1000.0       # MD steps per 1 % strain x s/step
-            fix_per_strain = 0.01 * lx / DELTA_L * fix_ms / 1000.0     # learned steps per 1 % strain x s/step
+            fix_per_strain = 0.01 * box_length / delta_l * fix_ms / 1000.0   # learned steps per 1 % x s/step
             print(f"{N:>7} {E:>7} {fix_ms:>9.2f} {model_ms:>9.2f} {eager_ms:>13.2f} {eager_ms / fix_ms:>8.2f}x "
                   f"{md_ms:>10.4f} {xi:>5} {xi * md_ms:>10.2f} {xi * md_ms / fix_ms:>7.1f}x "
-                  f"{md_per_strain:>9.1f} {fix_per_strain:>9.2f} {gflops:>8.1f} {peak_shape:>10.1f} "
-                  f"{gflops / peak_shape:>8.2f}")
-        print("\nspeedup = xi x MD ms/step / fix ms per learned step (the leap-frog speedup at the data's "
-              "Δl); s/1% = wall seconds to compress by 1 % strain; fraction = model GFLOP/s over torch.mm's "
-              f"rate at the model's largest matmul shape (square 2048: {peak_square:.1f} GFLOP/s)")
+                  f"{xi_fixed * md_ms / fix_ms:>8.1f}x {md_per_strain:>9.1f} {fix_per_strain:>9.2f} "
+                  f"{gflops:>8.1f} {peak_shape:>10.1f} {gflops / peak_shape:>8.2f}")
+        print(f"\nspeedup = xi x MD ms/step / fix ms per learned step, the leap-frog speedup with the strain "
+              f"step ({delta_l / box_length:.4g} per learned step, {box_length / delta_l:.0f} learned steps per "
+              f"unit strain at every size); fixed Δl = the same with Δl = {delta_l} on every box; s/1% = wall "
+              "seconds to compress by 1 % strain; fraction = model GFLOP/s over torch.mm's rate at the "
+              f"model's largest matmul shape (square 2048: {peak_square:.1f} GFLOP/s)")
 
         if args.memory_steps > 100:
             before, after = memory_growth(model_file, tmp, args.memory_steps)

@@ -112,7 +112,7 @@ const char *FixGNNRollout::mode_name(int m)
 
 FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
     Fix(lmp, narg, arg), mode(mode_), init_style(INIT_VELOCITY), nthreads(1), driven(0),
-    freeaxis(1), boxflag(1), history(0), nhist(0), layers(0), mdsteps(-1.0), delta_l(0.0),
+    freeaxis(1), boxflag(1), history(0), nhist(0), layers(0), mdsteps(-1.0), delta_l(0.0), dl_keyword(0),
     every(0), units_any(false), warned(0), md_block(0), learn_block(0), pdamp(1.0), modulus(1.0), state(nullptr), ncols(0),
     accel_out(nullptr), comm_cols{}, ncomm_cols(0), callbacks_added(false), hist_ready(0),
     nsteps_taken(0), nsnap(0), last_snap_step(-1), last_eps(0.0), last_model_ms(0.0),
@@ -128,7 +128,6 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
     iarg = 5;
   }
   device = "cpu";
-  bool dl_given = false;
   int parsed_mode = LEAP;
 
   while (iarg < narg) {
@@ -206,7 +205,7 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
                    "Fix gnn/rollout dl: expected the box-length decrease per learned step along "
                    "the driven axis, a finite number >= 0, got {}",
                    arg[iarg + 1]);
-      dl_given = true;
+      dl_keyword = 1;
       iarg += 2;
     } else if (strcmp(arg[iarg], "box") == 0) {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout box", error);
@@ -280,13 +279,15 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
                  "give the keyword mdsteps",
                  model_file, MAXSMALLINT, mdsteps);
   }
-  if (!dl_given) {
-    delta_l = info.delta_l;
-    if (!valid_delta_l(delta_l))
+  if (!dl_keyword) {
+    if (!valid_delta_l(info.delta_l))
       error->all(FLERR,
                  "Fix gnn/rollout model {}: expected delta_l >= 0 (a compression), got {}; give "
                  "the keyword dl",
-                 model_file, delta_l);
+                 model_file, info.delta_l);
+    // a step of the model's strain for this box (the driven length when the fix is defined; a
+    // restart keeps the value it was written with)
+    delta_l = LMPGNN::step_delta_l(info.delta_l, info.box_length, domain->prd[driven]);
   }
   graph = std::make_unique<GNNBondGraph>(lmp, this, layers);
 

@@ -92,6 +92,7 @@ class FixGNNRollout : public Fix {
   int layers;                // message-passing layers k of the model (halo of k bonds)
   double mdsteps;            // MD steps one learned step stands for (velocity conversion)
   double delta_l;            // box-length change per learned step along the driven axis
+  int dl_keyword;            // 1: delta_l given by the keyword dl (else the model's strain step)
   int every;                 // MD steps between snapshots (modes shadow and interleave)
   bool units_any;            // keyword units any: no ERROR for units other than lj
   int warned;                // start checks that have warned (bits of CHECK_*), each warns once

@@ -69,20 +69,20 @@ void FixGNNRolloutLeap::leap_step(bool nonaffine)
   // displacements u = v(t) + a(t): the free-axis strain fit
 
   const double centre = 0.5 * (domain->boxlo[freeaxis] + domain->boxhi[freeaxis]);
-  const double lfree = domain->prd[freeaxis];
   double sums[2] = {0.0, 0.0};    // sum u y, sum y^2
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
     const double *a = &out_accel[2 * k];
-    double u[2];
+    double u[2], r[2];
     LMPGNN::learned_displacement(&state[i][C_HIST], a, u);
-    LMPGNN::free_axis_sums(x[i][freeaxis], centre, lfree, u[freeaxis], sums[0], sums[1]);
+    unwrapped(i, r);
+    LMPGNN::free_axis_sums(r[freeaxis], centre, u[freeaxis], sums[0], sums[1]);
   }
   MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, world);
 
   // MD velocities: the learned displacement per MD time, less (nonaffine) the affine part
-  // strain (x - c) that the box change of this step carries (interleave: the MD that follows
-  // deforms the box and remaps the atoms itself)
+  // strain (x + n L - c) that the box change of this step carries (interleave: the MD that
+  // follows deforms the box and remaps the atoms itself)
   last_eps = LMPGNN::free_axis_strain_from_sums(sums[0], sums[1]);
   const double prd[2] = {domain->prd[0], domain->prd[1]};
   double newbox[2], strain[2] = {0.0, 0.0}, ctr[2];
@@ -95,11 +95,12 @@ void FixGNNRolloutLeap::leap_step(bool nonaffine)
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
     const double *a = &out_accel[2 * k];
-    double u[2], xold[2] = {x[i][0], x[i][1]};
+    double u[2], rold[2];
+    unwrapped(i, rold);
     LMPGNN::advance(history, &state[i][C_HIST], x[i], a, u);
     set_accel(i, a);
     for (int d = 0; d < 2; d++)
-      v[i][d] = LMPGNN::hand_over_velocity(u[d], xold[d], ctr[d], prd[d], strain[d], md_time);
+      v[i][d] = LMPGNN::hand_over_velocity(u[d], rold[d], ctr[d], strain[d], md_time);
     v[i][2] = 0.0;
   }
 

@@ -196,8 +196,7 @@ void FixGNNRolloutShadow::snapshot()
     const double *a = &out_accel[2 * k];
     double u[2];
     LMPGNN::learned_displacement(&sh[c_copy_hist], a, u);
-    LMPGNN::free_axis_sums(sh[c_copy + freeaxis], ccopy[freeaxis], lcopy[freeaxis],
-                           u[freeaxis], flags[0], flags[1]);
+    LMPGNN::free_axis_sums(sh[c_copy + freeaxis], ccopy[freeaxis], u[freeaxis], flags[0], flags[1]);
     set_accel(i, a);
   }
   MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_DOUBLE, MPI_SUM, world);

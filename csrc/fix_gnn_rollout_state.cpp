@@ -197,6 +197,8 @@ void FixGNNRollout::write_restart(FILE *fp)
   record.field("mode", written_mode);
   record.field("history", written_history);
   bind_restart(record);
+  double written_delta_l = delta_l;    // optional field: files written before it lack it
+  record.field("delta_l", written_delta_l);
   const std::vector<char> bytes = record.write();
   const int size = (int) bytes.size();
   fwrite(&size, sizeof(int), 1, fp);
@@ -229,6 +231,10 @@ void FixGNNRollout::restart(char *buf)
   if (!missing.empty())
     error->all(FLERR, "Fix gnn/rollout restart record (format {}) lacks field {}",
                LMPGNN::RESTART_FORMAT, missing);
+  // the run goes on with the step it was written with (the model's strain step was fixed by the
+  // box it started in), unless the deck gives dl; a file without the field keeps this fix's
+  double written_delta_l = 0.0;
+  if (!dl_keyword && LMPGNN::RestartRecord::lookup(buf, "delta_l", written_delta_l)) delta_l = written_delta_l;
 }
 
 /* ----------------------------------------------------------------------

@@ -110,15 +110,15 @@ PYBIND11_MODULE(_core, m)
 
   m.def(
       "free_axis_strain",
-      [](f64 positions, f64 box, f64 displacement, int axis) {
+      [](f64 positions, f64 displacement, int axis) {
         auto p = positions.request(), u = displacement.request();
         expect_pair(p, "positions", u, "displacement");
         if (axis < 0 || axis > 1) throw py::value_error("expected axis 0 or 1, got " + std::to_string(axis));
-        return LMPGNN::free_axis_strain(p.shape[0], static_cast<const double *>(p.ptr), box_of(box),
+        return LMPGNN::free_axis_strain(p.shape[0], static_cast<const double *>(p.ptr),
                                         static_cast<const double *>(u.ptr), axis);
       },
-      py::arg("positions"), py::arg("box"), py::arg("displacement"), py::arg("axis"),
-      "affine strain increment eps = sum u y / sum y^2 along axis (the box rule)");
+      py::arg("positions"), py::arg("displacement"), py::arg("axis"),
+      "affine strain increment eps = sum u y / sum y^2 along axis, positions unwrapped (the box rule)");
 
   m.def(
       "push_velocity",
@@ -195,6 +195,9 @@ PYBIND11_MODULE(_core, m)
       },
       py::arg("x"), py::arg("image"), py::arg("box"), "[N, 2] x + n L");
 
+  m.def("step_delta_l", &LMPGNN::step_delta_l, py::arg("delta_l"), py::arg("box_length"), py::arg("length"),
+        "delta_l for a box of driven length `length`: delta_l * length / box_length (box_length 0: delta_l)");
+
   m.def(
       "hand_over_velocity",
       [](f64 u, f64 r, f64 box, f64 box_new, double md_time) {
@@ -207,11 +210,11 @@ PYBIND11_MODULE(_core, m)
         const auto *up = static_cast<const double *>(ub.ptr);
         const auto *rp = static_cast<const double *>(rb.ptr);
         for (py::ssize_t k = 0; k < 2 * ub.shape[0]; ++k)
-          o[k] = LMPGNN::hand_over_velocity(up[k], rp[k], 0.0, L[k % 2], strain[k % 2], md_time);
+          o[k] = LMPGNN::hand_over_velocity(up[k], rp[k], 0.0, strain[k % 2], md_time);
         return out;
       },
       py::arg("u"), py::arg("r"), py::arg("box"), py::arg("box_new"), py::arg("md_time"),
-      "[N, 2] MD velocity continuing a learned step (box centred at the origin)");
+      "[N, 2] MD velocity continuing a learned step, r unwrapped (box centred at the origin)");
 
   m.def(
       "nu_estimator",

@@ -6,12 +6,11 @@
 
 namespace LMPGNN {
 
-double free_axis_strain(int64_t nnodes, const double *positions, const double box[2],
-                        const double *displacement, int axis)
+double free_axis_strain(int64_t nnodes, const double *positions, const double *displacement, int axis)
 {
   double num = 0.0, den = 0.0;
   for (int64_t i = 0; i < nnodes; ++i)
-    free_axis_sums(positions[2 * i + axis], 0.0, box[axis], displacement[2 * i + axis], num, den);
+    free_axis_sums(positions[2 * i + axis], 0.0, displacement[2 * i + axis], num, den);
   return num / den;
 }
 

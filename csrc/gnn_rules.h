@@ -7,6 +7,8 @@
      advance              v(t+1) = v(t) + a(t), r(t+1) = r(t) + v(t+1), history rolled
      box rule             driven axis L - delta_l, free axis L (1 + eps), eps fitted by
                           free_axis_strain to the step's displacements
+     step in strain       delta_l for a box of another size: the model's strain per step
+                          times the box's driven length (step_delta_l)
      unwrap               R = x + n L (the position followed continuously across the boundary)
      hand-over velocity   the MD velocity that continues a learned step: its displacement less
                           the affine part the box change carries, per MD time
@@ -46,12 +48,13 @@ inline void advance(int history, double *hist_row, double r[2], const double a[2
 
 /* ---------------------------------------------------------------- box rule */
 
-// partial sums of the free-axis strain fit: num += u_i y_i, den += y_i^2 with y_i the
-// coordinate along the axis wrapped into the box centred at `centre`
-inline void free_axis_sums(double coord, double centre, double length, double displacement,
-                           double &num, double &den)
+// partial sums of the free-axis strain fit: num += u_i y_i, den += y_i^2 with y_i the node's
+// unwrapped coordinate (x + n L) along the axis measured from the box centre. Unwrapped, not
+// wrapped: the box deforms every periodic image about the centre, so a homogeneous strain moves
+// a node of image n by eps (x + n L), and only the unwrapped fit returns that eps exactly
+inline void free_axis_sums(double coord, double centre, double displacement, double &num, double &den)
 {
-  const double y = minimum_image(coord - centre, length);
+  const double y = coord - centre;
   num += displacement * y;
   den += y * y;
 }
@@ -62,15 +65,24 @@ inline double free_axis_strain_from_sums(double num, double den)
   return den > 0.0 ? num / den : 0.0;
 }
 
-// eps = sum u_i y_i / sum y_i^2 over N nodes along `axis` (box centred at the origin)
-double free_axis_strain(int64_t nnodes, const double *positions, const double box[2],
-                        const double *displacement, int axis);
+// eps = sum u_i y_i / sum y_i^2 over N nodes along `axis` (positions unwrapped, box centred at
+// the origin)
+double free_axis_strain(int64_t nnodes, const double *positions, const double *displacement, int axis);
 
 // the box after one learned step: driven axis - delta_l, the other axis * (1 + eps)
 inline void box_rule(const double box[2], int driven, double delta_l, double eps, double out[2])
 {
   out[driven] = box[driven] - delta_l;
   out[1 - driven] = box[1 - driven] * (1.0 + eps);
+}
+
+// the box change per learned step for a box of driven length `length`: the model's strain per
+// step, delta_l / box_length (box_length: the training boxes' driven length), times that length,
+// so that a model steps in strain and serves boxes of every size; delta_l itself for a model that
+// does not record box_length (0)
+inline double step_delta_l(double delta_l, double box_length, double length)
+{
+  return box_length > 0.0 ? delta_l * length / box_length : delta_l;
 }
 
 // the strain of one axis between two box lengths, L_new / L_old - 1
@@ -89,14 +101,14 @@ inline double unwrap(double x, int image, double length)
 
 /* ---------------------------------------------------------------- hand-over to MD */
 
-// MD velocity continuing a learned step of displacement u of a node at `coord` (before the
-// step) in a box of `length` centred at `centre` whose length changed by the factor
-// (1 + strain), strain = box_strain(length, new length): MD carries the affine part
-// strain * (coord - centre) by remapping the atoms with the box, so the velocity is (u - strain * minimum_image(coord - centre)) / md_time
-inline double hand_over_velocity(double u, double coord, double centre, double length,
-                                 double strain, double md_time)
+// MD velocity continuing a learned step of displacement u of a node at the unwrapped coordinate
+// `coord` (x + n L, before the step) in a box centred at `centre` whose length changed by the
+// factor (1 + strain), strain = box_strain(length, new length): MD carries the affine part
+// strain * (coord - centre) by remapping the atoms with the box (a node of image n moves with
+// its image, by strain * (x + n L - centre)), so the velocity is what is left, per MD time
+inline double hand_over_velocity(double u, double coord, double centre, double strain, double md_time)
 {
-  return (u - strain * minimum_image(coord - centre, length)) / md_time;
+  return (u - strain * (coord - centre)) / md_time;
 }
 
 /* ---------------------------------------------------------------- nu_est */

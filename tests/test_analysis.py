@@ -190,7 +190,9 @@ def test_evaluate_command_refuses_a_foreign_delta_l(tmp_path, capsys):
     rc = main(["evaluate", str(tmp_path / "nan25.pt"), "--data", str(tmp_path / "net0.npz"),
                "-o", str(tmp_path / "ev")])
     assert rc == 2
-    assert "expected the model's delta_l 0.002 per step, got a trajectory with delta_l 0.004" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "expected a strain per snapshot of" in err and "(the model's step: delta_l 0.002 for this box" in err
+    assert "got a trajectory with delta_l 0.004" in err
 
 
 class NaNOn25Nodes(torch.nn.Module):

@@ -176,6 +176,7 @@ def test_exported_gnn_runs_in_fix_gnn_rollout_like_the_python_rollout(tmp_path, 
     from fixtures.lattice import deck_header, triangular_network
     from lmp_gnn.step.features import edge_features, edge_index_from_bonds
     from lmp_gnn.step.rollout import rollout
+    from lmp_gnn.step.rules import step_delta_l
 
     probe = run_in_process("units lj")
     installed = probe.has_style("fix", "gnn/rollout")
@@ -206,8 +207,9 @@ def test_exported_gnn_runs_in_fix_gnn_rollout_like_the_python_rollout(tmp_path, 
     arrays = {"positions": np.stack(snaps), "box": np.tile(net.box, (h + 1, 1)), "bonds": net.bonds,
               "rest_length": net.rest_length}
     module, meta = load_exported(tmp_path / "gnn.pt")
-    ref = rollout(module, arrays, start=h, n_steps=n_steps, history=h, delta_l=meta["delta_l"],
-                  dtype=getattr(torch, dtype))
+    # the fix steps by the model's strain: delta_l scaled from the training boxes (31.25) to this one
+    delta_l = step_delta_l(meta["delta_l"], meta["box_length"], float(net.box[0]))
+    ref = rollout(module, arrays, start=h, n_steps=n_steps, history=h, delta_l=delta_l, dtype=getattr(torch, dtype))
     assert np.abs(ref.accelerations).max() > 1e-8                   # the model does move the nodes
 
     data_file = net.write_lammps_data(tmp_path / "net.data")

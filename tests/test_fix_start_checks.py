@@ -163,8 +163,9 @@ def test_accelerated_harmonic_is_harmonic(data_file, tmp_path):
 
 
 def test_box_length(data_file, tmp_path):
-    """A model of boxes 4 long on a box 6 long (the strain check agrees: strain_rate is this box's)."""
-    path = model(tmp_path, box_length=4.0)
+    """A model of boxes 4 long on a box 6 long (the strain check agrees: the model's strain rate is
+    that of its own boxes, and its learned step is a strain step, dl = DL 6 / 4)."""
+    path = model(tmp_path, box_length=4.0, strain_rate=RATE * LX / 4.0)
     deck = deck_header(data_file) + f"fix g all gnn/rollout {path}\nrun 0\n"
     assert warnings_of(deck, tmp_path) == [
         "Fix gnn/rollout: the box is 6 long along the driven axis x, the model's training boxes were 4 (metadata "
@@ -181,6 +182,38 @@ def test_box_length_driven_axis_y(data_file, tmp_path):
         f"Fix gnn/rollout: the box is {num(ly)} long along the driven axis y, the model's training boxes were 6.7 "
         f"(metadata box_length), {100 * (ly / 6.7 - 1):.0f}% off; the model was trained on networks of another size"
     ]
+
+
+def test_learned_step_is_a_strain_step_kept_by_a_restart(data_file, tmp_path):
+    """A model of boxes 4 long steps by the strain DL / 4 per learned step: dl = DL 6 / 4 on this box
+    6 long (the driven length when the fix is defined). A restart goes on with that dl, not with
+    one scaled from the box it is read in; the keyword dl overrides both."""
+    path = model(tmp_path, box_length=4.0, strain_rate=RATE * LX / 4.0)
+    step = DL * LX / 4.0
+    first = (
+        deck_header(data_file)
+        + f"""fix g all gnn/rollout {path}
+run 2
+print "LX $(lx:%.15g)"
+write_restart strain.restart
+"""
+    )
+    out = run_lmp(first, tmp_path / "first", timeout=120)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert f"LX {LX - 2 * step:.15g}" in out.stdout
+    for dl, expected in ((None, step), (0.001, 0.001)):
+        keyword = "" if dl is None else f" dl {dl}"
+        second = f"""read_restart {tmp_path / "first" / "strain.restart"}
+pair_style zero 1.0 nocoeff
+pair_coeff * *
+comm_modify cutoff 3.0
+fix g all gnn/rollout {path}{keyword}
+run 1
+print "LX $(lx:%.15g)"
+"""
+        out = run_lmp(second, tmp_path / f"second{dl}", timeout=120)
+        assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+        assert f"LX {LX - 2 * step - expected:.15g}" in out.stdout
 
 
 def test_model_without_box_length_has_no_box_check(data_file, tmp_path):

@@ -188,7 +188,8 @@ def test_rollout_command_matches_the_library(tmp_path, capsys):
     save_exported(tmp_path / "other.pt", ConstantAcceleration(c), history=2, delta_l=0.002)
     rc = main(["rollout", str(tmp_path / "other.pt"), str(tmp_path / "affine.npz"), "-o", str(tmp_path / "out2")])
     assert rc == 1
-    assert "expected the model's delta_l 0.002 per step, got a trajectory with delta_l 0.004" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "(the model's step: delta_l 0.002 for this box" in err and "got a trajectory with delta_l 0.004" in err
 
 
 def test_dtype_none_follows_the_module():

@@ -38,10 +38,25 @@ def test_advance(seed, history):
 def test_free_axis_strain(seed, axis):
     rng, pos, box, _, _ = random_state(seed)
     u = rng.normal(scale=1e-3, size=pos.shape)
-    expected = float(rules.free_axis_strain(torch.as_tensor(pos), torch.as_tensor(box), torch.as_tensor(u), axis))
-    got = core.free_axis_strain(pos, box, u, axis)
+    pos = pos + box * rng.integers(-2, 3, size=pos.shape)       # unwrapped: nodes of other images
+    expected = float(rules.free_axis_strain(torch.as_tensor(pos), torch.as_tensor(u), axis))
+    got = core.free_axis_strain(pos, u, axis)
     # sequential vs vectorised summation of the same float64 terms
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-18)
+
+
+def test_free_axis_strain_is_exact_for_a_homogeneous_strain_across_images():
+    # a node that has crossed the boundary (image n != 0) moves with its image, by eps (x + n L):
+    # the fit over unwrapped coordinates returns eps exactly, the wrapped one would not
+    rng = np.random.default_rng(1)
+    box = np.array([10.0, 12.0])
+    r = (rng.random((40, 2)) - 0.5) * box
+    r[:5] += box * np.array([[1, 1], [-1, 0], [0, -1], [2, 1], [1, -2]])
+    eps = 1.3e-3
+    u = np.zeros_like(r)
+    u[:, 1] = eps * r[:, 1]
+    assert float(rules.free_axis_strain(torch.as_tensor(r), torch.as_tensor(u), 1)) == pytest.approx(eps, rel=1e-12)
+    assert core.free_axis_strain(r, u, 1) == pytest.approx(eps, rel=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -64,6 +79,7 @@ def test_unwrap(seed):
 @pytest.mark.parametrize("seed", range(4))
 def test_hand_over_velocity(seed):
     rng, pos, box, _, _ = random_state(seed)
+    pos = pos + box * rng.integers(-2, 3, size=pos.shape)       # unwrapped: nodes of other images
     u = rng.normal(scale=1e-3, size=pos.shape)
     box_new = box * (1.0 + rng.normal(scale=1e-3, size=2))
     md_time = float(rng.uniform(10.0, 100.0))
@@ -76,9 +92,11 @@ def test_hand_over_velocity_is_zero_for_an_affine_step():
     rng = np.random.default_rng(0)
     box = np.array([10.0, 12.0])
     r = (rng.random((50, 2)) - 0.5) * box
+    r[:5] += box * np.array([[1, 1], [-1, 0], [0, -1], [2, 1], [1, -2]])    # crossed the boundary
     box_new = box * np.array([0.998, 1.001])
     u = r * (box_new / box - 1.0)
     np.testing.assert_allclose(rules.hand_over_velocity(u, r, box, box_new, 50.0), 0.0, atol=1e-18)
+    np.testing.assert_allclose(core.hand_over_velocity(u, r, box, box_new, 50.0), 0.0, atol=1e-18)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -91,3 +109,12 @@ def test_nu_estimator(seed, driven):
     expected = rules.nu_estimator(r0, rt, box0, box0 * scale, driven)
     got = core.nu_estimator(r0, rt, box0, box0 * scale, driven)
     assert got == pytest.approx(expected, rel=1e-12)            # summation order differs
+
+
+@pytest.mark.parametrize("box_length", [0.0, 16.4])
+def test_step_delta_l(box_length):
+    # a learned step is a strain: Δl scales with the driven length over the training boxes'
+    for length in (16.4, 41.0, 3.2):
+        expected = rules.step_delta_l(2e-3, box_length or None, length)
+        assert core.step_delta_l(2e-3, box_length, length) == expected
+        assert expected == (2e-3 * length / box_length if box_length else 2e-3)

@@ -27,8 +27,8 @@ def edge_features(positions: ArrayLike, box: ArrayLike, edge_index: ArrayLike,
 def node_features(velocities: ArrayLike) -> np.ndarray:
     """[h, N, 2] velocity history, newest first -> [N, 2h] node features."""
 
-def free_axis_strain(positions: ArrayLike, box: ArrayLike, displacement: ArrayLike, axis: int) -> float:
-    """eps = sum u y / sum y^2 along `axis` (the box rule of a learned rollout)."""
+def free_axis_strain(positions: ArrayLike, displacement: ArrayLike, axis: int) -> float:
+    """eps = sum u y / sum y^2 along `axis`, positions unwrapped (the box rule of a learned rollout)."""
 
 def push_velocity(history: ArrayLike, velocity: ArrayLike) -> np.ndarray:
     """[N, 2h] node-feature rows with v(t+1) [N, 2] pushed in front (the fix's history roll)."""
@@ -42,9 +42,12 @@ def box_rule(box: ArrayLike, driven: int, delta_l: float, eps: float) -> np.ndar
 def unwrap(x: ArrayLike, image: ArrayLike, box: ArrayLike) -> np.ndarray:
     """[N, 2] x + n L."""
 
+def step_delta_l(delta_l: float, box_length: float, length: float) -> float:
+    """delta_l for a box of driven length `length`: delta_l * length / box_length (box_length 0: delta_l)."""
+
 def hand_over_velocity(u: ArrayLike, r: ArrayLike, box: ArrayLike, box_new: ArrayLike,
                        md_time: float) -> np.ndarray:
-    """[N, 2] MD velocity continuing a learned step (box centred at the origin)."""
+    """[N, 2] MD velocity continuing a learned step, r unwrapped (box centred at the origin)."""
 
 def nu_estimator(r0: ArrayLike, rt: ArrayLike, box0: ArrayLike, boxt: ArrayLike, driven: int = 0) -> float:
     """The paper's nu_est (strain form), each node followed from its snapshot-0 image."""

@@ -26,6 +26,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -225,10 +226,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         metas = [(p, read_metadata(p)) for p in files]
         for p, m in metas:        # refuse a foreign protocol before any work
-            if spec.delta_l is not None and m.get("delta_l") is not None \
-                    and abs(float(m["delta_l"]) - spec.delta_l) > 1e-6 * abs(spec.delta_l):
-                raise ValueError(f"{p}: expected the model's delta_l {spec.delta_l} per step, got a trajectory "
-                                 f"with delta_l {m['delta_l']}")
+            with np.load(p, allow_pickle=False) as z:
+                box = z["box"]
+            trajectory_delta_l(SimpleNamespace(metadata=m, box=box, n_snapshots=len(box)), p, spec)
     except ValueError as exc:
         print(f"lmp-gnn evaluate: error: {exc}", file=sys.stderr)
         return 2
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(files, unit="net", desc="evaluate", dynamic_ncols=True)
     for path in bar:
         traj = load_trajectory(path)
-        delta_l = trajectory_delta_l(traj, path, spec.delta_l)
+        delta_l = trajectory_delta_l(traj, path, spec)
         n_steps = traj.n_snapshots - 1 - start
         if args.steps is not None:
             n_steps = min(n_steps, args.steps)
@@ -248,7 +248,8 @@ def run(args: argparse.Namespace) -> int:
                              f"got {traj.n_snapshots}")
         try:
             if args.engine == "lammps":
-                learned = lammps_rollout(args.model, traj, start, n_steps, spec.history, threads=args.threads)
+                learned = lammps_rollout(args.model, traj, start, n_steps, spec.history, delta_l=delta_l,
+                                         threads=args.threads)
             else:
                 learned = rollout(spec.model, traj, start, n_steps, spec.history, delta_l, spec.dtype,
                                   stop_on_nonfinite=True)

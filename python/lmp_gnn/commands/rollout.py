@@ -66,24 +66,39 @@ def load_spec(model: str, history: int | None = None, delta_l: float | None = No
     return Spec(loaded.module, loaded.history, loaded.delta_l, loaded.dtype, str(model), loaded.metadata)
 
 
-def trajectory_delta_l(traj, path: Path, model_delta_l: float | None) -> float:
-    """Δl to roll out `traj` with: the model's, which must agree with the trajectory's own.
+# how far a trajectory's strain per snapshot may be from the model's strain per learned step
+STEP_TOLERANCE = 0.05
 
-    The trajectory's Δl is its metadata `delta_l`, else Lx(0) - Lx(1). A model trained at one Δl
-    rolled out against truth at another would compare different protocols, so that is refused.
+
+def trajectory_delta_l(traj, path: Path, spec: Spec) -> float:
+    """Δl to roll out `traj` with: the trajectory's own, whose strain per snapshot must be the model's
+    strain per learned step (within STEP_TOLERANCE).
+
+    The trajectory's Δl is its metadata `delta_l`, else Lx(0) - Lx(1). A learned step is a fixed
+    strain (`lmp_gnn.step.rules.step_delta_l`: the model's Δl scaled by Lx(0) over its training
+    boxes' length), so a trajectory of a box of another size, recorded at the same strain per
+    snapshot, is rolled out with its own, larger Δl; one recorded at another strain per snapshot
+    would compare different protocols, so that is refused.
     """
+    from lmp_gnn.step.rules import step_delta_l
+
     own = traj.metadata.get("delta_l")
     if own is None and traj.n_snapshots > 1:
         own = float(traj.box[0, 0] - traj.box[1, 0])
-    if model_delta_l is None:
+    if spec.delta_l is None:
         if own is None:
             raise ValueError(f"{path}: expected metadata 'delta_l' or two snapshots to infer it, got neither; "
                              "pass --delta-l")
         return float(own)
-    if own is not None and abs(float(own) - model_delta_l) > 1e-6 * abs(model_delta_l):
-        raise ValueError(f"{path}: expected the model's delta_l {model_delta_l} per step, got a trajectory with "
-                         f"delta_l {own}")
-    return float(model_delta_l)
+    expected = step_delta_l(spec.delta_l, spec.metadata.get("box_length"), float(traj.box[0, 0]))
+    if own is None:
+        return expected
+    if abs(float(own) - expected) > STEP_TOLERANCE * abs(expected):
+        lx0 = float(traj.box[0, 0])
+        raise ValueError(f"{path}: expected a strain per snapshot of {expected / lx0:.4g} (the model's step: "
+                         f"delta_l {expected:.4g} for this box, Lx(0) = {lx0:.4g}), got a trajectory with "
+                         f"delta_l {own} ({float(own) / lx0:.4g})")
+    return float(own)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     for path in tqdm(args.trajectories, unit="traj", desc="rollout", dynamic_ncols=True):
         try:
             traj = load_trajectory(path)
-            delta_l = trajectory_delta_l(traj, path, spec.delta_l)
+            delta_l = trajectory_delta_l(traj, path, spec)
             n_steps = traj.n_snapshots - 1 - start if args.steps is None else args.steps
             runs = [(spec.label, spec.model, spec.dtype, args.output / f"{path.stem}.npz")]
             if args.baseline and spec.label != ZERO:

@@ -31,7 +31,8 @@ from lmp_gnn.step.rollout import RolloutError, RolloutResult
 
 
 def lammps_rollout(model_path: str | Path, traj: Trajectory, start: int, n_steps: int, history: int,
-                   *, comm_cutoff: float | None = None, threads: int = 1, log: str | None = None) -> RolloutResult:
+                   *, delta_l: float | None = None, comm_cutoff: float | None = None, threads: int = 1,
+                   log: str | None = None) -> RolloutResult:
     """Roll out `n_steps` learned steps with fix gnn/rollout from true snapshot `start` of `traj`.
 
     Args:
@@ -40,6 +41,8 @@ def lammps_rollout(model_path: str | Path, traj: Trajectory, start: int, n_steps
         start: last true snapshot used (history <= start < T).
         n_steps: learned steps to take (>= 1).
         history: h of the model (velocities per node).
+        delta_l: Δl per learned step (the fix's keyword dl); None: the fix's default, the model's
+            strain step for the box at `start` (`lmp_gnn.step.rules.step_delta_l`).
         comm_cutoff: ghost cutoff (default: 3 × the longest bond + 1, enough for k ≤ 2 layers).
         threads: torch threads per rank in the fix.
         log: LAMMPS log file, or None.
@@ -70,6 +73,7 @@ def lammps_rollout(model_path: str | Path, traj: Trajectory, start: int, n_steps
     acc = np.empty((n_steps, n, 2))
     seconds = np.empty(n_steps)
 
+    dl = "" if delta_l is None else f" dl {delta_l!r}"
     with tempfile.TemporaryDirectory(prefix="lmp_gnn_leap_") as tmp:
         data = net.write_lammps_data(Path(tmp) / "network.data")
         hist_file = Path(tmp) / "history.txt"
@@ -91,7 +95,7 @@ def lammps_rollout(model_path: str | Path, traj: Trajectory, start: int, n_steps
                 neighbor 0.3 bin
                 timestep 0.05
                 thermo 0
-                fix roll all gnn/rollout {model_path} init file {hist_file} threads {threads}
+                fix roll all gnn/rollout {model_path} init file {hist_file} threads {threads}{dl}
             """)
             x0, _ = md.snapshot(lmp, n)
             for k in range(n_steps):
@@ -108,7 +112,8 @@ def lammps_rollout(model_path: str | Path, traj: Trajectory, start: int, n_steps
         finally:
             lmp.close()
     return RolloutResult(positions=out_pos, box=out_box, accelerations=acc, start=int(start),
-                         history=int(history), delta_l=float(traj.metadata.get("delta_l", float("nan"))),
+                         history=int(history),
+                         delta_l=float(delta_l if delta_l is not None else traj.metadata.get("delta_l", float("nan"))),
                          dtype="lammps", bonds=traj.bonds, rest_length=traj.rest_length, model_seconds=seconds)
 
 

@@ -25,8 +25,8 @@ For each step t = start, ..., start+n-1:
    velocities rather than old positions, can reproduce bit for bit.)
 4. THE BOX RULE (docs/formats.md), float64:
    - driven axis x: Lx(t+1) = Lx(t) - Δl (recursively, not Lx(0) - (t+1)Δl);
-   - free axis y: u = v(t+1) (the learned displacement r(t+1) - r(t)); y_i = r_y,i(t) wrapped into
-     [-Ly(t)/2, Ly(t)/2] by y - Ly round(y / Ly) (round half to even); eps = Σ u_y,i y_i / Σ y_i²
+   - free axis y: u = v(t+1) (the learned displacement r(t+1) - r(t)); y_i = r_y,i(t), the
+     unwrapped coordinate from the box centre; eps = Σ u_y,i y_i / Σ y_i²
      (`rules.free_axis_strain`, `rules.box_rule`); Ly(t+1) = Ly(t) (1 + eps).
    The box stays centred at the origin; node positions are NOT rescaled with the box (the model
    moves the nodes; the box only follows them so that minimum images stay right).
@@ -243,7 +243,7 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
                 out_acc, seconds = out_acc[:k], seconds[:k]
                 break
             r_new, velocities = advance(r, velocities, a)
-            eps = free_axis_strain(r, L, velocities[0], FREE_AXIS)
+            eps = free_axis_strain(r, velocities[0], FREE_AXIS)
             r, L = r_new, box_rule(L, delta_l, eps)
             out_pos[start + k + 1] = r
             out_box[start + k + 1] = L

@@ -17,8 +17,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lmp_gnn.step.features import minimum_image
-
 DRIVEN_AXIS = 0   # x: the box length follows the protocol, -Δl per step
 FREE_AXIS = 1     # y: the box length follows the learned motion
 
@@ -35,14 +33,27 @@ def advance(r: Tensor, velocities: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # ---------------------------------------------------------------------------- box rule
-def free_axis_strain(positions: Tensor, box: Tensor, displacement: Tensor, axis: int = FREE_AXIS) -> Tensor:
+def free_axis_strain(positions: Tensor, displacement: Tensor, axis: int = FREE_AXIS) -> Tensor:
     """Affine strain increment along `axis` fitted to a step's displacement field.
 
-    eps = Σ_i u_i y_i / Σ_i y_i² with y_i the node coordinate along `axis` wrapped into the box
-    centred at the origin at the start of the step, and u_i the displacement r(t+1) - r(t).
+    eps = Σ_i u_i y_i / Σ_i y_i² with y_i the node's unwrapped coordinate along `axis` at the start
+    of the step (box centred at the origin) and u_i the displacement r(t+1) - r(t). Unwrapped, not
+    wrapped into the box: the box deforms every periodic image about its centre, so a homogeneous
+    strain eps moves a node of image n by eps (x + n L), and only the unwrapped fit returns eps.
     """
-    y = minimum_image(positions[:, axis], box[axis])
+    y = positions[:, axis]
     return (displacement[:, axis] * y).sum() / (y * y).sum()
+
+
+def step_delta_l(delta_l: float, box_length: float | None, length: float) -> float:
+    """The box change Δl per learned step for a box of driven length `length`.
+
+    A learned step is a fixed strain of the driven axis: the model's Δl over the driven length of
+    its training boxes (metadata `box_length`), times `length`; so one model serves boxes of every
+    size and the learned steps per unit strain do not grow with the box. A model that does not
+    record box_length (None or 0) steps by its Δl.
+    """
+    return float(delta_l) * float(length) / float(box_length) if box_length else float(delta_l)
 
 
 def box_rule(box: Tensor, delta_l: float, eps: Tensor | float, driven: int = DRIVEN_AXIS) -> Tensor:
@@ -73,15 +84,13 @@ def hand_over_velocity(u: np.ndarray, r: np.ndarray, box: np.ndarray, box_new: n
 
     In MD the box carries the affine part of the motion (fix deform's remap of x, the barostat's
     dilation of y), so the velocity is the step's displacement u [N, 2] less the affine
-    displacement strain · minimum_image(r) of the box change box -> box_new, per MD time
-    (md_time = MD steps per learned step × timestep). r [N, 2]: positions before the step,
-    measured from the box centre.
+    displacement strain · r of the box change box -> box_new, per MD time (md_time = MD steps per
+    learned step × timestep). r [N, 2]: unwrapped positions before the step, measured from the box
+    centre: the remap moves a node of image n with its image, by strain · (x + n L).
     """
     box, box_new = np.asarray(box, dtype=np.float64), np.asarray(box_new, dtype=np.float64)
     strain = box_new / box - 1.0
-    r = np.asarray(r, dtype=np.float64)
-    wrapped = r - box * np.round(r / box)
-    return (np.asarray(u, dtype=np.float64) - strain * wrapped) / md_time
+    return (np.asarray(u, dtype=np.float64) - strain * np.asarray(r, dtype=np.float64)) / md_time
 
 
 # ---------------------------------------------------------------------------- ν_est

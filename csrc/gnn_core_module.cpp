@@ -263,6 +263,10 @@ PYBIND11_MODULE(_core, m)
           out["box_length"] = info.box_length;
         else
           out["box_length"] = py::none();
+        if (info.weights_crc32.empty())
+          out["weights_crc32"] = py::none();
+        else
+          out["weights_crc32"] = info.weights_crc32;
         return out;
       },
       py::arg("source"), py::arg("raw"),

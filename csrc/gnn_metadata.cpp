@@ -13,7 +13,9 @@
      numbers    delta_l, strain_rate finite; timestep finite >= 0; md_steps_per_step finite > 0
                 (decimal floats: sign, digits, point, exponent)
      strings    dtype float32 or float64; lmp_gnn_version not empty
-     optional   box_length finite > 0, or missing/empty (ModelInfo::box_length 0: not recorded)
+     optional   box_length finite > 0, or missing/empty (ModelInfo::box_length 0: not recorded);
+                weights_crc32 8 lowercase hexadecimal digits, or missing/empty (not recorded; the
+                TorchScript backend checks the weights against it, gnn_model.cpp)
 ------------------------------------------------------------------------- */
 
 #include "gnn_features.h"
@@ -29,13 +31,13 @@ namespace LMPGNN {
 const char *const METADATA_KEYS[] = {"lmp_gnn_format", "feature_version", "history",
                                      "layers", "dimension", "delta_l", "strain_rate",
                                      "timestep", "md_steps_per_step", "dtype", "lmp_gnn_version",
-                                     "box_length"};
+                                     "box_length", "weights_crc32"};
 const int NUM_METADATA_KEYS = sizeof(METADATA_KEYS) / sizeof(METADATA_KEYS[0]);
 
 // keys a model may lack (python/lmp_gnn/step/metadata.py OPTIONAL_KEYS)
 static bool optional_key(const char *key)
 {
-  return std::strcmp(key, "box_length") == 0;
+  return std::strcmp(key, "box_length") == 0 || std::strcmp(key, "weights_crc32") == 0;
 }
 
 static const char *REEXPORT_HINT = "; re-export it with `lmp-gnn export`";
@@ -132,6 +134,11 @@ ModelInfo parse_metadata(const std::string &source, const std::map<std::string, 
     info.box_length = to_double(source, "box_length", get("box_length"));
     if (!(info.box_length > 0.0)) throw fail("box_length", "> 0");
   }
+  info.weights_crc32 = get("weights_crc32");
+  if (!info.weights_crc32.empty() &&
+      (info.weights_crc32.size() != 8 ||
+       info.weights_crc32.find_first_not_of("0123456789abcdef") != std::string::npos))
+    throw fail("weights_crc32", "8 lowercase hexadecimal digits");
   return info;
 }
 

@@ -5,7 +5,9 @@
    torch::jit::load(path, device, extra_files), checks its metadata with parse_metadata
    (gnn_metadata.cpp; docs/formats.md, "Exported models") and runs forward(node_features, edge_index,
    edge_features) -> accelerations. Every libtorch exception is turned into a ModelError
-   here, so nothing from torch crosses into LAMMPS.
+   here, so nothing from torch crosses into LAMMPS. A model whose metadata carry weights_crc32
+   is refused when its weights do not give that checksum (torch reads a damaged tensor without
+   complaint).
 ------------------------------------------------------------------------- */
 
 #include "gnn_model.h"
@@ -23,7 +25,10 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -39,6 +44,46 @@ namespace {
   {
     if (auto *ce = dynamic_cast<const c10::Error *>(&e)) return ce->what_without_backtrace();
     return e.what();
+  }
+
+  // CRC-32 as zlib computes it (reflected polynomial 0xEDB88320), continuing from `crc` like
+  // Python's zlib.crc32(data, crc)
+  uint32_t crc32(uint32_t crc, const void *data, std::size_t n)
+  {
+    static const std::array<uint32_t, 256> table = [] {
+      std::array<uint32_t, 256> t{};
+      for (uint32_t i = 0; i < 256; ++i) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        t[i] = c;
+      }
+      return t;
+    }();
+    auto p = static_cast<const unsigned char *>(data);
+    crc = ~crc;
+    while (n--) crc = table[(crc ^ *p++) & 0xFFu] ^ (crc >> 8);
+    return ~crc;
+  }
+
+  // the metadata's weights_crc32 of a module, as lmp_gnn.learning.export.weights_checksum
+  // computes it: every parameter and buffer sorted by name, each as its name, a NUL byte and
+  // its raw bytes (contiguous, host byte order)
+  std::string weights_checksum(const torch::jit::Module &module)
+  {
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (const auto &p : module.named_parameters(true)) tensors.emplace_back(p.name, p.value);
+    for (const auto &b : module.named_buffers(true)) tensors.emplace_back(b.name, b.value);
+    std::sort(tensors.begin(), tensors.end(),
+              [](const auto &a, const auto &b) { return a.first < b.first; });
+    uint32_t crc = 0;
+    for (const auto &nt : tensors) {
+      crc = crc32(crc, nt.first.c_str(), nt.first.size() + 1);
+      const at::Tensor t = nt.second.detach().to(at::kCPU).contiguous();
+      crc = crc32(crc, t.data_ptr(), static_cast<std::size_t>(t.numel()) * t.element_size());
+    }
+    char hex[9];
+    std::snprintf(hex, sizeof(hex), "%08x", crc);
+    return hex;
   }
 
   class TorchScriptModel : public GNNModel {
@@ -70,6 +115,20 @@ namespace {
       info_ = parse_metadata("model file " + path, raw);
       if (!module_.find_method("forward"))
         throw ModelError("model file " + path + " has no forward() method" + EXPORT_HINT);
+      if (!info_.weights_crc32.empty()) {
+        std::string got;
+        try {
+          got = weights_checksum(module_);
+        } catch (std::exception &e) {
+          throw ModelError("model file " + path + ": cannot read its weights (" +
+                           strip(torch_message(e)) + ")");
+        }
+        if (got != info_.weights_crc32)
+          throw ModelError("model file " + path +
+                           ": weights do not match the checksum in its metadata (weights_crc32 " +
+                           info_.weights_crc32 + ", the weights give " + got +
+                           "); the file is damaged");
+      }
       module_.eval();
       dtype_ = info_.dtype == "float32" ? at::kFloat : at::kDouble;
     }

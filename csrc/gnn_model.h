@@ -42,6 +42,8 @@ struct ModelInfo {
   std::string version;          // lmp_gnn_version of the exporter
   double box_length = 0.0;      // optional: mean initial driven-axis box length of the training
                                 // trajectories; 0 when the model does not record it
+  std::string weights_crc32;    // optional: CRC-32 of the weights (8 hex digits); empty when not
+                                // recorded
   std::map<std::string, std::string> raw;    // every key as read
 };
 

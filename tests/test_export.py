@@ -221,3 +221,81 @@ def test_exported_gnn_runs_in_fix_gnn_rollout_like_the_python_rollout(tmp_path, 
     lmp.close()
     np.testing.assert_allclose(box, ref.box[-1], rtol=0, atol=tol)
     np.testing.assert_allclose(r, ref.positions[-1], rtol=0, atol=tol)
+
+
+def damage(src, dst, member: str, at: int = 3) -> None:
+    """Copy the model file `src` to `dst` with one byte of the stored tensor `member` (e.g.
+    "data/5") inverted: a file damaged on disk or in transfer, which torch reads without complaint."""
+    import shutil
+    import struct
+
+    shutil.copy(src, dst)
+    with zipfile.ZipFile(src) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith("/" + member))
+    raw = bytearray(dst.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26: info.header_offset + 30])
+    raw[info.header_offset + 30 + name_len + extra_len + at] ^= 0xFF
+    dst.write_bytes(bytes(raw))
+
+
+def test_damaged_weights_are_refused_by_loader_and_fix(checkpoint, tmp_path):
+    """weights_crc32: a byte flipped in any stored tensor is named by load_exported and, with the same
+    message, by the fix's TorchScript backend; a model without the key still loads."""
+    from fixtures.lammps_run import run_in_process
+    from fixtures.lattice import deck_header, triangular_network
+    from lmp_gnn.learning.export import weights_checksum
+
+    ckpt_path, _ = checkpoint
+    good = tmp_path / "good.pt"
+    written = export_checkpoint(ckpt_path, good)
+    module, meta = load_exported(good)
+    assert meta["weights_crc32"] == written["weights_crc32"] == weights_checksum(module)
+    with zipfile.ZipFile(good) as z:
+        stored = sorted(n.split("/data/", 1)[1] for n in z.namelist() if "/data/" in n and z.getinfo(n).file_size)
+    data = triangular_network(6, 6, seed=1).write_lammps_data(tmp_path / "net.data")
+    for member in (f"data/{stored[0]}", f"data/{stored[len(stored) // 2]}"):   # a buffer and a weight
+        bad = tmp_path / "bad.pt"
+        damage(good, bad, member)
+        assert not torch.equal(torch.cat([t.reshape(-1) for t in torch.jit.load(str(bad)).state_dict().values()]),
+                               torch.cat([t.reshape(-1) for t in module.state_dict().values()]))
+        with pytest.raises(ExportedModelError) as info:
+            load_exported(bad)
+        message = str(info.value)
+        assert message.startswith(f"model file {bad}: weights do not match the checksum in its metadata "
+                                   f"(weights_crc32 {meta['weights_crc32']}, the weights give ")
+        assert message.endswith("); the file is damaged")
+        with pytest.raises(Exception) as info:
+            run_in_process(deck_header(data) + f"fix g all gnn/rollout {bad}\n")
+        assert str(info.value).splitlines()[0].startswith(f"ERROR: Fix gnn/rollout: {message}")
+    # without the key (older files): nothing to check, the file loads in Python and in the fix
+    extra = {k: "" for k in METADATA_KEYS}
+    scripted = torch.jit.load(str(bad), _extra_files=extra)
+    del extra["weights_crc32"]
+    torch.jit.save(scripted, str(tmp_path / "old.pt"), _extra_files=extra)
+    assert load_exported(tmp_path / "old.pt")[1]["weights_crc32"] is None
+    run_in_process(deck_header(data) + f"fix g all gnn/rollout {tmp_path / 'old.pt'}\n").close()
+
+
+def test_cli_export_refuses_checkpoints_it_cannot_export(checkpoint, tmp_path, capsys):
+    """A checkpoint without weights, with weights of another model, or with NaN weights: one line
+    naming the file, exit 1, and no model file written."""
+    ckpt_path, _ = checkpoint
+    ckpt = load_checkpoint(ckpt_path)
+    state = ckpt["model_state"]
+    first_layers = [k for k in state if k.endswith("layers.0.weight")]
+    nan_state = {k: (torch.full_like(v, float("nan")) if k in first_layers else v) for k, v in state.items()}
+    cases = {   # file -> what the error says
+        "empty": (dict(ckpt, model_state={}), "expected model weights in the checkpoint's 'model_state', got none"),
+        "other": (dict(ckpt, model_state={k: v for k, v in state.items() if "decoder" not in k}),
+                  "checkpoint weights do not fit its model hyper-parameters: Error(s) in loading state_dict"),
+        "nan": (dict(ckpt, model_state=nan_state),
+                f"expected finite model weights, got NaN or inf in {len(first_layers)} tensor(s)"),
+    }
+    for name, (bad, message) in cases.items():
+        path, out = tmp_path / f"{name}.ckpt.pt", tmp_path / name / "model.pt"
+        torch.save(bad, path)
+        assert cli_main(["export", str(path), "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"lmp-gnn export: error: {path}: {message}"), err
+        assert len(err.strip().splitlines()) == 1
+        assert not out.exists() and not (out.parent.exists() and list(out.parent.iterdir()))

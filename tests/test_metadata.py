@@ -7,7 +7,7 @@
   lmp_gnn.learning.export.load_exported, by the fix's TorchScript backend, and (the bridge's check) by its
   Python backend.
 - The writers (model_metadata, to_strings) give what the readers read back.
-- An optional key (box_length) may be missing or empty (None), never invalid.
+- An optional key (box_length, weights_crc32) may be missing or empty (None), never invalid.
 """
 
 from __future__ import annotations
@@ -107,6 +107,8 @@ def test_cpp_and_python_agree_on_bounds():
         "md_steps_per_step": [(-5e-324, False), (0.0, False), (5e-324, True), (1e300, True)],
         "dtype": [(name, True) for name in metadata.DTYPES],
         "box_length": [(-1.0, False), (0.0, False), (5e-324, True), (1e300, True)],
+        "weights_crc32": [("0123abcd", True), ("ffffffff", True), (" 0123abcd\n", True), ("0123ABCD", False),
+                          ("0123abc", False), ("0123abcde", False), ("0x23abcd", False), ("0123abcg", False)],
     }
     for key, values in cases.items():
         for value, accepted in values:

@@ -6,7 +6,7 @@
 - `export_checkpoint`: checkpoint -> TorchScript file for `fix gnn/rollout`, with the
   metadata of docs/formats.md ("Exported models") as extra files.
 - `load_exported`: TorchScript file -> (module, metadata), refusing files whose metadata the
-  fix would refuse.
+  fix would refuse, and files whose weights do not give their metadata's `weights_crc32`.
 
 The metadata keys, types and valid values are lmp_gnn.step.metadata's (the fix's parser,
 csrc/gnn_metadata.cpp, is the same schema).
@@ -26,6 +26,7 @@ import os
 import tempfile
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for key in ("hparams", "model_state", "step", "data_meta"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint is missing '{key}'")
+    state = ckpt["model_state"]
+    if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) and k.endswith("weight")
+                                              for k, v in state.items()):
+        raise CheckpointError(f"{path}: expected model weights in the checkpoint's 'model_state', got none")
     return ckpt
 
 
@@ -144,8 +149,18 @@ def model_from_checkpoint(ckpt: dict | str | os.PathLike) -> GNNSimulator:
     # normaliser statistics stay float64 whatever the parameter dtype
     for norm in (model.node_norm, model.edge_norm, model.target_norm):
         norm.double()
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:    # torch's message spans lines; the first names the problem
+        first = " ".join(str(exc).split())
+        raise CheckpointError(f"checkpoint weights do not fit its model hyper-parameters: {first}") from exc
     return model.eval()
+
+
+def non_finite_weights(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters and buffers of `model` holding NaN or inf (a diverged training)."""
+    return [name for name, t in (*model.named_parameters(), *model.named_buffers())
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
 
 def export_metadata(ckpt: dict, dtype: str) -> dict[str, str]:
@@ -164,6 +179,22 @@ def export_metadata(ckpt: dict, dtype: str) -> dict[str, str]:
                                          **{key: meta[key] for key in DATA_META_KEYS}))
     except MetadataError as exc:
         raise CheckpointError(f"checkpoint: {exc}") from None
+
+
+def weights_checksum(module: torch.nn.Module) -> str:
+    """The `weights_crc32` metadata of a model: zlib's CRC-32, as 8 lowercase hex digits, of every
+    parameter and buffer sorted by name, each as its UTF-8 name, a NUL byte and its raw bytes
+    (contiguous, host byte order: little-endian on every platform lmp-gnn builds on).
+
+    csrc/gnn_model.cpp computes the same for the fix; torch loads a file whose tensor bytes were
+    damaged without complaint, so this is what notices it.
+    """
+    tensors = [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
+    crc = 0
+    for name, tensor in sorted(tensors, key=lambda item: item[0]):
+        crc = zlib.crc32(name.encode() + b"\0", crc)
+        crc = zlib.crc32(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes(), crc)
+    return f"{crc:08x}"
 
 
 def script_model(model: GNNSimulator, dtype: str = "float32") -> torch.jit.ScriptModule:
@@ -187,13 +218,22 @@ def export_checkpoint(ckpt_path: str | os.PathLike, out_path: str | os.PathLike,
     with the eager model's (relative 1e-5 in float32, 1e-12 in float64).
     """
     ckpt = load_checkpoint(ckpt_path)
-    model = model_from_checkpoint(ckpt)
+    try:
+        model = model_from_checkpoint(ckpt)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{ckpt_path}: {exc}") from None
+    bad = non_finite_weights(model)
+    if bad:     # checked before anything is written: a model of NaN would only fail later, in LAMMPS
+        raise CheckpointError(f"{ckpt_path}: expected finite model weights, got NaN or inf in {len(bad)} tensor(s) "
+                              f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); the training diverged, "
+                              "export an earlier checkpoint")
     meta = export_metadata(ckpt, dtype)
     extra = dict(meta)
     extra[HPARAMS_KEY] = json.dumps({"model": ckpt["hparams"], "step": ckpt["step"],
                                      "metrics": ckpt.get("metrics", {}), "data": ckpt["data_meta"]},
                                     sort_keys=True, default=str)
     scripted = script_model(model, dtype)
+    meta["weights_crc32"] = extra["weights_crc32"] = weights_checksum(scripted)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     # save under the final name in a private folder, then rename (atomic; the archive's
@@ -239,9 +279,9 @@ def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
     Returns (module, metadata) with metadata values typed by lmp_gnn.step.metadata.parse: ints for
     lmp_gnn_format, feature_version, history, layers, dimension; floats for delta_l, strain_rate,
     timestep, md_steps_per_step; strings for dtype and lmp_gnn_version; box_length a float or None
-    (not recorded); plus `hparams` (dict) when
+    (not recorded); weights_crc32 a string or None (not recorded); plus `hparams` (dict) when
     present. Raises `ExportedModelError` if a key is missing or has a value this version cannot use,
-    with the message of the fix.
+    or the weights do not give weights_crc32, with the message of the fix.
     """
     path = Path(path)
     if not path.is_file():
@@ -258,6 +298,12 @@ def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
         meta = parse(raw, f"model file {path}")
     except MetadataError as exc:
         raise ExportedModelError(str(exc)) from None
+    if meta["weights_crc32"] is not None:
+        got = weights_checksum(module)
+        if got != meta["weights_crc32"]:
+            raise ExportedModelError(f"model file {path}: weights do not match the checksum in its metadata "
+                                     f"(weights_crc32 {meta['weights_crc32']}, the weights give {got}); "
+                                     "the file is damaged")
     if raw[HPARAMS_KEY]:
         meta[HPARAMS_KEY] = json.loads(raw[HPARAMS_KEY])
     return module, meta

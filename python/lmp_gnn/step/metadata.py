@@ -22,6 +22,9 @@ keys as a mapping. This module owns the keys, their types and their valid values
                               axis x of the training trajectories); absent (None) in older
                               exported models and where the writer does not give it (fix
                               gnn/rollout then does not check the box)
+    weights_crc32      str    OPTIONAL: 8 lowercase hexadecimal digits, the CRC-32 of the model's
+                              weights (lmp_gnn.learning.export.weights_checksum); absent in older
+                              exported models and Python models (nothing is then checked)
 
 Every key but the OPTIONAL_KEYS must be present; an optional key that is missing or empty is
 None in the typed dict, and `to_strings` leaves it out.
@@ -71,13 +74,14 @@ KEY_TYPES: dict[str, type] = {
     "dtype": str,
     "lmp_gnn_version": str,
     "box_length": float,
+    "weights_crc32": str,
 }
 METADATA_KEYS = tuple(KEY_TYPES)
 
 # what a writer must give (`model_metadata`, a Python model's factory); the rest have DEFAULTS
 REQUIRED_KEYS = ("history", "layers", "delta_l", "md_steps_per_step")
 # keys a model may lack (None when missing or empty)
-OPTIONAL_KEYS = ("box_length",)
+OPTIONAL_KEYS = ("box_length", "weights_crc32")
 DEFAULTS: dict[str, Any] = {
     "lmp_gnn_format": MODEL_FORMAT,
     "feature_version": FEATURE_VERSION,
@@ -99,6 +103,7 @@ REEXPORT_HINT = "; re-export it with `lmp-gnn export`"
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_CRC32 = re.compile(r"[0-9a-f]{8}")
 _INT64 = 2 ** 63
 _SPACE = " \t\r\n\f\v"     # what surrounds a value and is ignored (C's isspace)
 
@@ -177,17 +182,20 @@ def parse(raw: Mapping[str, Any], source: str = "model metadata") -> dict[str, A
             raise MetadataError(f"{source}: expected dtype {' or '.join(DTYPES)}, got '{value}'")
         if key == "box_length" and not out[key] > 0.0:
             raise fail("> 0", key)
+        if key == "weights_crc32" and not _CRC32.fullmatch(value):
+            raise fail("8 lowercase hexadecimal digits", key)
     return out
 
 
 def model_metadata(*, history: int, layers: int, delta_l: float, md_steps_per_step: float,
                    strain_rate: float = 0.0, timestep: float = 0.0, dtype: str = "float64",
-                   box_length: float | None = None) -> dict[str, Any]:
+                   box_length: float | None = None, weights_crc32: str | None = None) -> dict[str, Any]:
     """The complete metadata of a model, checked and typed (`parse`); lmp_gnn_format,
-    feature_version, dimension and lmp_gnn_version are this version's; box_length None: not
-    recorded. Raises `MetadataError`."""
+    feature_version, dimension and lmp_gnn_version are this version's; box_length and
+    weights_crc32 None: not recorded. Raises `MetadataError`."""
     given = {"history": history, "layers": layers, "delta_l": delta_l, "md_steps_per_step": md_steps_per_step,
-             "strain_rate": strain_rate, "timestep": timestep, "dtype": dtype, "box_length": box_length}
+             "strain_rate": strain_rate, "timestep": timestep, "dtype": dtype, "box_length": box_length,
+             "weights_crc32": weights_crc32}
     return parse({**DEFAULTS, **given}, "model metadata")
 
 

@@ -149,6 +149,23 @@ _SECTIONS = {"Atoms", "Velocities", "Masses", "Bonds", "Bond Coeffs", "Angles", 
              "Bodies"}
 
 
+def _check_distinct_places(pos: np.ndarray, L: np.ndarray, ids: np.ndarray, name: str) -> None:
+    """Refuse two atoms at the same place (periodic images included): their bond vector and the
+    forces between them are undefined, and the MD and the learned step would divide by zero."""
+    from scipy.spatial import cKDTree
+
+    if not np.all(L > 0):
+        raise NetworkFormatError(f"{name}: expected positive box lengths, got {L.tolist()}")
+    wrapped = np.mod(pos + L / 2, L)
+    wrapped[wrapped >= L] = 0.0            # np.mod of a tiny negative number can round to L
+    pairs = cKDTree(wrapped, boxsize=L).query_pairs(r=1e-9 * float(np.max(L)), output_type="ndarray")
+    if len(pairs):
+        a, b = sorted((int(ids[pairs[0, 0]]), int(ids[pairs[0, 1]])))
+        more = f" ({len(pairs)} such pairs)" if len(pairs) > 1 else ""
+        raise NetworkFormatError(f"{name}: expected every atom at its own place, got atoms {a} and {b} at the same "
+                                 f"position ({pos[pairs[0, 0], 0]:.6g}, {pos[pairs[0, 0], 1]:.6g}){more}")
+
+
 def _parse_lammps_data(text: str, name: str) -> Network:
     lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()[1:]]
     header: dict[str, float] = {}
@@ -205,10 +222,13 @@ def _parse_lammps_data(text: str, name: str) -> Network:
         ids = np.array([int(a[0]) for a in atoms])
         types = np.array([int(a[2]) for a in atoms])
         xy = np.array([[float(a[xcol]), float(a[xcol + 1])] for a in atoms])
+        z = np.array([float(a[xcol + 2]) for a in atoms])
         if len(atoms[0]) >= xcol + 6:
             img = np.array([[int(a[xcol + 3]), int(a[xcol + 4])] for a in atoms])
+            iz = np.array([int(a[xcol + 5]) for a in atoms])
         else:
             img = np.zeros_like(xy, dtype=np.int64)
+            iz = np.zeros(len(atoms), dtype=np.int64)
         bonds_raw = np.array([[int(b[1]), int(b[2]), int(b[3])] for b in sections["Bonds"]])
     except (ValueError, IndexError) as exc:
         raise NetworkFormatError(f"{name}: malformed Atoms or Bonds line: {exc}") from exc
@@ -218,6 +238,14 @@ def _parse_lammps_data(text: str, name: str) -> Network:
     L = np.array([xhi - xlo, yhi - ylo])
     centre = np.array([(xlo + xhi) / 2, (ylo + yhi) / 2])
     pos = xy + img * L - centre
+    # a 3D file would be read as its projection on the xy plane: a different network
+    if not np.all(np.isfinite(xy)) or not np.all(np.isfinite(z)):
+        raise NetworkFormatError(f"{name}: expected finite atom coordinates, got NaN or inf")
+    flat = 1e-9 * float(np.max(L))
+    if np.any(np.abs(z) > flat) or np.any(iz != 0):
+        raise NetworkFormatError(f"{name}: expected a 2D network (every atom at z = 0, image flag iz = 0), got "
+                                 f"z from {z.min():.6g} to {z.max():.6g}: is this a 3D data file?")
+    _check_distinct_places(pos, L, ids, name)
     uniq, counts = np.unique(ids, return_counts=True)
     if np.any(counts > 1):
         dup = uniq[counts > 1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
@@ -24,6 +25,11 @@ COMMANDS = {
 }
 
 
+# argparse (before Python 3.13) takes `-1e-3` for an option and answers "expected one argument":
+# every number with a minus sign, exponents included, is a value (no option of ours looks like one)
+NEGATIVE_NUMBER = re.compile(r"^-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmp-gnn", description="Learned GNN simulators and LAMMPS MD in one place.")
     parser.add_argument("--version", action="version", version=f"lmp-gnn {_version()}")
@@ -32,6 +38,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (module, helptext) in COMMANDS.items():
         p = sub.add_parser(name, help=helptext, description=helptext)
+        p._negative_number_matcher = NEGATIVE_NUMBER
         if only is None or only == name:
             try:
                 importlib.import_module(module).configure(p)

@@ -68,13 +68,20 @@ def _umask() -> int:
 
 @pytest.mark.slow
 def test_simulate_two_workers_and_a_bad_network(netdir, tmp_path, capsys):
+    # a file that is no network stops the run before any MD, named, with nothing written
     (netdir / "c.data").write_text("# not a network\n\n3 atoms\n")
     out = tmp_path / "traj"
+    assert main(["simulate", str(netdir), "-o", str(out), "--workers", "2", *FAST]) == 2
+    assert f"lmp-gnn simulate: error: {netdir / 'c.data'}: expected a LAMMPS data file with atoms" in (
+        capsys.readouterr().err)
+    assert not out.exists()
+    # a network that reads but cannot be compressed fails alone; the others are made
+    triangular_lattice(2, 2).write_lammps_data(netdir / "c.data")
     assert main(["simulate", str(netdir), "-o", str(out), "--workers", "2", *FAST]) == 1
     assert sorted(p.name for p in out.glob("*.npz")) == ["a.npz", "b.npz"]
     summary = json.loads((out / "simulate_summary.json").read_text())
     assert summary["failed"] == 1 and summary["failures"][0]["network"] == "c"
-    assert "expected a LAMMPS data file with atoms" in summary["failures"][0]["error"]
+    assert "expected box lengths above 2.2 × the longest bond" in summary["failures"][0]["error"]
     assert "failed 1" in capsys.readouterr().out
 
 

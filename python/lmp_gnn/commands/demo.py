@@ -55,8 +55,16 @@ def run(args: argparse.Namespace) -> int:
     from lmp_gnn.cli import main as lmp_gnn
 
     out: Path = args.out
-    if args.train_steps < 1:
-        raise SystemExit(f"lmp-gnn demo: error: --train-steps must be >= 1, got {args.train_steps}")
+    # every option checked before the first stage writes anything
+    for name, value in (("--train-steps", args.train_steps), ("--workers", args.workers), ("--threads", args.threads)):
+        if value < 1:
+            raise SystemExit(f"lmp-gnn demo: error: {name} must be >= 1, got {value}")
+    if args.pretrained:
+        from lmp_gnn.learning.export import load_exported
+
+        load_exported(args.pretrained)      # a model that the comparison would refuse, refused now
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"lmp-gnn demo: error: -o/--out: expected a directory, got the file {out}")
     out.mkdir(parents=True, exist_ok=True)
     print("lmp-gnn demo: about " + ("1 minute" if args.pretrained else
                                     f"{4 + 2 * args.train_steps / 3000:.0f} minutes")
@@ -81,9 +89,6 @@ def run(args: argparse.Namespace) -> int:
                       "--workers", str(args.workers)])
     if args.pretrained:
         model = Path(args.pretrained)
-        if not model.exists():
-            print(f"lmp-gnn demo: error: expected an exported model at {model}, found none", file=sys.stderr)
-            return 2
     else:
         train_nets, train_traj = out / "networks" / "train", out / "trajectories" / "train"
         stage("training networks", ["networks", "-o", str(train_nets), "--count", str(TRAIN_NETWORKS),

@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -94,7 +95,7 @@ def read_metadata(path: Path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["metadata"]))
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:     # truncated, corrupt
         raise TrajectoryFormatError(f"{path}: expected a trajectory file with metadata, got {exc}") from exc
     if not isinstance(meta, dict):
         raise TrajectoryFormatError(f"{path}: expected metadata to be a JSON object, got {type(meta).__name__}")
@@ -197,41 +198,60 @@ def _network_plots(out: Path, name: str, traj, learned, baseline, result: dict) 
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from tqdm import tqdm
 
     from lmp_gnn.commands.rollout import load_spec, trajectory_delta_l
-    from lmp_gnn.coupling.lammps_rollout import lammps_rollout
-    from lmp_gnn.evaluation import analysis, plots
-    from lmp_gnn.physics.trajectory import load_trajectory
-    from lmp_gnn.step.rollout import RolloutError, default_start, rollout, zero_acceleration_model
+    from lmp_gnn.files import removed_on_failure
+    from lmp_gnn.step.rollout import default_start
 
-    torch.set_num_threads(args.threads)
     try:
+        check_options(args)
         spec = load_spec(args.model, args.history)
         files = find_trajectories(args.data, args.split)
-    except (ValueError, OSError) as exc:
-        print(f"lmp-gnn evaluate: error: {exc}", file=sys.stderr)
-        return 2
-    if args.engine == "lammps" and args.model == "zero":
-        print("lmp-gnn evaluate: error: --engine lammps needs an exported model file, got `zero`", file=sys.stderr)
-        return 2
-    if args.steps is not None and args.steps < 1:
-        print(f"lmp-gnn evaluate: error: expected --steps >= 1, got {args.steps}", file=sys.stderr)
-        return 2
-    if args.max_networks is not None:
-        files = files[: args.max_networks]
-    start = default_start(spec.history) if args.start is None else args.start
-    out = args.output
-    (out / "networks").mkdir(parents=True, exist_ok=True)
-    try:
+        if args.max_networks is not None:
+            files = files[: args.max_networks]
         metas = [(p, read_metadata(p)) for p in files]
         for p, m in metas:        # refuse a foreign protocol before any work
             with np.load(p, allow_pickle=False) as z:
                 box = z["box"]
             trajectory_delta_l(SimpleNamespace(metadata=m, box=box, n_snapshots=len(box)), p, spec)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"lmp-gnn evaluate: error: {exc}", file=sys.stderr)
         return 2
+    torch.set_num_threads(args.threads)
+    start = default_start(spec.history) if args.start is None else args.start
+    out = args.output
+    # a failure half way (a trajectory that does not load, too short for --start) leaves nothing
+    with removed_on_failure(out):
+        return _evaluate(args, spec, files, metas, start, out)
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse option values that mean nothing, before anything is read or written."""
+    if args.engine == "lammps" and args.model == "zero":
+        raise ValueError("--engine lammps needs an exported model file, got `zero`")
+    for name, value, least in (("--steps", args.steps, 1), ("--start", args.start, 0), ("--threads", args.threads, 1),
+                               ("--max-networks", args.max_networks, 1), ("--plot-networks", args.plot_networks, 0)):
+        if value is not None and value < least:
+            raise ValueError(f"expected {name} >= {least}, got {value}")
+    for name, values in (("--mse-steps", args.mse_steps), ("--nu-steps", args.nu_steps)):
+        if min(values) < 1:
+            raise ValueError(f"expected {name} >= 1 (rollout steps), got {min(values)}")
+    if args.output.exists() and not args.output.is_dir():
+        raise ValueError(f"--output: expected a directory, got the file {args.output}")
+
+
+def _evaluate(args: argparse.Namespace, spec, files: list[Path], metas: list[tuple[Path, dict]], start: int,
+              out: Path) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from lmp_gnn.commands.rollout import trajectory_delta_l
+    from lmp_gnn.coupling.lammps_rollout import lammps_rollout
+    from lmp_gnn.evaluation import analysis, plots
+    from lmp_gnn.physics.trajectory import load_trajectory
+    from lmp_gnn.step.rollout import RolloutError, rollout, zero_acceleration_model
+
+    (out / "networks").mkdir(parents=True, exist_ok=True)
     to_plot = _pick_for_plots(metas, args.plot_networks)
 
     results, written, model_ms, failed, diverged = [], [], [], [], []

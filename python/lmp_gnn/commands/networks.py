@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,22 @@ def _existing(json_path: Path, data_path: Path, job: dict) -> dict | None:
         if key in rec and rec[key] != job[key]:
             raise ValueError(f"{json_path}: made with {key} = {rec[key]!r}, this run expects {job[key]!r}; "
                              f"use another --out directory or the original options")
-    return rec if rec.get("status") == "ok" else None
+    if rec.get("status") != "ok":
+        return None
+    # the .json is written last, but the .data may have been damaged or cut short since: redo it
+    # unless it reads back as the network the record describes
+    from lmp_gnn.physics.network import Network
+
+    try:
+        net = Network.read_lammps_data(data_path)
+    except ValueError as exc:
+        print(f"lmp-gnn networks: {data_path} is unreadable ({exc}); making it again", file=sys.stderr)
+        return None
+    if (net.n_nodes, net.n_bonds) != (rec.get("N"), rec.get("M")):
+        print(f"lmp-gnn networks: {data_path} has {net.n_nodes} nodes and {net.n_bonds} bonds, its record "
+              f"{rec.get('N')} and {rec.get('M')}; making it again", file=sys.stderr)
+        return None
+    return rec
 
 
 def make_network(job: dict) -> dict:
@@ -267,7 +283,6 @@ def histogram_text(values: np.ndarray, lo: float, hi: float, bins: int = 10, wid
 
 def run(args) -> int:
     """Generate the networks; return 0 if all exist at the end, 1 if some failed, 2 on bad input."""
-    import sys
 
     from tqdm import tqdm
 
@@ -307,10 +322,10 @@ def run(args) -> int:
                 results.append(make_network(job))
                 bar.update()
         else:
-            import multiprocessing as mp
+            from lmp_gnn.workers import pool as worker_pool
 
-            ctx = mp.get_context("spawn")  # LAMMPS/MPI state must not be forked
-            with ctx.Pool(min(args.workers, len(jobs))) as pool:
+            # spawned (LAMMPS/MPI state must not be forked); they end if this process is killed
+            with worker_pool(min(args.workers, len(jobs))) as pool:
                 for rec in pool.imap_unordered(make_network, jobs):
                     results.append(rec)
                     bar.update()

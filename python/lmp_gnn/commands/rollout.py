@@ -14,6 +14,7 @@ zero-acceleration baseline; --baseline also writes it beside a learned rollout (
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -109,13 +110,15 @@ def run(args: argparse.Namespace) -> int:
     from lmp_gnn.physics.trajectory import load_trajectory, save_trajectory
     from lmp_gnn.step.rollout import default_start, rollout, zero_acceleration_model
 
-    torch.set_num_threads(args.threads)
     try:
+        check_options(args)
         spec = load_spec(args.model, args.history, args.delta_l)
     except (ValueError, OSError) as exc:
         print(f"lmp-gnn rollout: error: {exc}", file=sys.stderr)
         return 2
+    torch.set_num_threads(args.threads)
     start = default_start(spec.history) if args.start is None else args.start
+    created = not args.output.exists()
     args.output.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path in tqdm(args.trajectories, unit="traj", desc="rollout", dynamic_ncols=True):
@@ -139,5 +142,30 @@ def run(args: argparse.Namespace) -> int:
                            + (f"; model {1e3 * np.mean(res.model_seconds):.2f} ms/step" if n_steps else ""))
         except (ValueError, OSError, RuntimeError) as exc:
             failures += 1
-            tqdm.write(f"lmp-gnn rollout: error: {path}: {exc}", file=sys.stderr)
+            message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+            tqdm.write(f"lmp-gnn rollout: error: {message}", file=sys.stderr)
+    if failures == len(args.trajectories) and created:
+        shutil.rmtree(args.output, ignore_errors=True)     # nothing was written: no empty folder either
     return 1 if failures else 0
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse option values that mean nothing, before anything is read or written."""
+    from lmp_gnn.step.metadata import MAX_HISTORY, MIN_HISTORY
+
+    if args.delta_l is not None and not args.delta_l > 0:
+        raise ValueError(f"--delta-l: expected Δl > 0 (the box shrinks by Δl per step), got {args.delta_l}")
+    if args.history is not None and not MIN_HISTORY <= args.history <= MAX_HISTORY:
+        raise ValueError(f"--history: expected {MIN_HISTORY}..{MAX_HISTORY} velocities per node, got {args.history}")
+    if args.start is not None and args.start < 0:
+        raise ValueError(f"--start: expected a snapshot index ≥ 0, got {args.start}")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps: expected ≥ 1 learned steps, got {args.steps}")
+    if args.threads < 1:
+        raise ValueError(f"--threads: expected ≥ 1, got {args.threads}")
+    if args.output.exists() and not args.output.is_dir():
+        raise ValueError(f"--output: expected a directory, got the file {args.output}")
+    missing = [str(p) for p in args.trajectories if not p.is_file()]
+    if missing:
+        raise ValueError(f"expected trajectory files, got {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} "
+                         f"(no such file)")

@@ -4,21 +4,27 @@
 
 Each `NAME.data` (LAMMPS data file, optional `NAME.json` sidecar with `nu_linear`; without one,
 `nu_linear` is the network's own linear response, `lmp_gnn.physics.elastic.linear_nu`) becomes
-`TRAJ_DIR/NAME.npz` (docs/formats.md). Existing outputs are skipped, so a killed run resumes
-where it stopped; each file is written atomically, so a kill loses only the networks in flight.
-Each worker process runs its own LAMMPS (serial). A summary is printed and written to
-`TRAJ_DIR/simulate_summary.json`.
+`TRAJ_DIR/NAME.npz` (docs/formats.md). Existing outputs are skipped (after checking that they
+load), so a killed run resumes where it stopped; each file is written atomically, so a kill loses
+only the networks in flight. Every network to simulate is read first: a file that is not a 2D
+network (a 3D data file, two atoms at one place, ...) stops the run, named, before anything is
+written. Each worker process runs its own LAMMPS (serial) and ends if this process is killed
+(lmp_gnn.workers). A network whose MD fails is reported and the others go on. A summary is
+printed and written to `TRAJ_DIR/simulate_summary.json` (not when every network failed).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
+import shutil
 import sys
 import time
 import zlib
 from pathlib import Path
+
+from lmp_gnn.files import atomic_write_text
+from lmp_gnn.workers import pool as worker_pool
 
 SUMMARY_NAME = "simulate_summary.json"
 
@@ -48,15 +54,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    out = args.output
     try:
         files = _network_files(args.inputs)
         _check(args)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--output: expected a directory, got the file {out}")
+        todo = [f for f in files if args.overwrite or not _done(out / f"{f.stem}.npz")]
+        _check_networks(todo, args)     # every input read before anything is written
     except ValueError as exc:
         print(f"lmp-gnn simulate: error: {exc}", file=sys.stderr)
         return 2
-    out = args.output
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    todo = [f for f in files if args.overwrite or not _done(out / f"{f.stem}.npz")]
     skipped = len(files) - len(todo)
     params = dict(max_strain=args.max_strain, delta_l=args.delta_l, temperature=args.temperature,
                   strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp,
@@ -81,15 +91,21 @@ def run(args: argparse.Namespace) -> int:
             for task in tasks:
                 collect(_simulate_one(task))
         else:
-            # spawn: every worker initialises MPI and LAMMPS for itself
-            with mp.get_context("spawn").Pool(min(args.workers, len(tasks))) as pool:
+            # spawned workers (each its own MPI and LAMMPS) that end if this process is killed
+            with worker_pool(min(args.workers, len(tasks))) as pool:
                 for res in pool.imap_unordered(_simulate_one, tasks):
                     collect(res)
     wall = time.perf_counter() - t0
 
     summary = _summary(results, failures, skipped, wall, params, args)
     _print_summary(summary)
-    (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=1) + "\n")
+    if not results and not skipped:
+        # every network failed (reported above): a summary of nothing is not left behind, nor a
+        # folder this run made
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        return 1
+    atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=1) + "\n")
     return 1 if failures else 0
 
 
@@ -130,6 +146,23 @@ def _network_files(inputs: list[Path]) -> list[Path]:
     return files
 
 
+def _check_networks(files: list[Path], args) -> None:
+    """Read every network to simulate and its sidecar and check the protocol against its box: the
+    first bad one stops the run, named, before any output is written."""
+    from lmp_gnn.physics.md import check_arguments
+    from lmp_gnn.physics.network import Network
+
+    for f in files:
+        net = Network.read_lammps_data(f)
+        read_sidecar(f)
+        try:
+            check_arguments(max_strain=args.max_strain, delta_l=args.delta_l, temperature=args.temperature,
+                            strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp, seed=args.seed,
+                            thermostat=args.thermostat, box_x=float(net.box[0]))
+        except ValueError as exc:
+            raise ValueError(f"{f}: {exc}") from None
+
+
 def _check(args) -> None:
     if args.workers < 1:
         raise ValueError(f"expected --workers ≥ 1, got {args.workers}")
@@ -137,10 +170,16 @@ def _check(args) -> None:
         raise ValueError(f"expected --seed ≥ 0, got {args.seed}")
     from lmp_gnn.physics.md import check_arguments
 
-    # the checks that depend on Lx0 run per network (a failure is reported for that network)
-    check_arguments(max_strain=args.max_strain, delta_l=args.delta_l, temperature=args.temperature,
-                    strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp, seed=args.seed,
-                    thermostat=args.thermostat)
+    # the checks that depend on Lx0 run per network (_check_networks)
+    try:
+        check_arguments(max_strain=args.max_strain, delta_l=args.delta_l, temperature=args.temperature,
+                        strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp, seed=args.seed,
+                        thermostat=args.thermostat)
+    except ValueError as exc:   # "expected delta_l > 0, got -0.001": name the option it came from
+        option = next((f"--{k.replace('_', '-')}" for k in ("max_strain", "delta_l", "temperature", "strain_rate",
+                                                             "timestep", "damp", "seed", "thermostat")
+                       if f" {k} " in f" {exc} "), None)
+        raise ValueError(f"{option}: {exc}" if option else str(exc)) from None
 
 
 def read_sidecar(data_file: Path) -> dict:

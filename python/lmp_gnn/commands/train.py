@@ -82,18 +82,22 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         put("train.progress", False)
     for item in args.set:
         if "=" not in item:
-            raise SystemExit(f"--set: expected KEY=VALUE, got {item!r}")
+            raise ValueError(f"--set: expected KEY=VALUE, e.g. train.lr=1e-3, got {item!r}")
         key, value = item.split("=", 1)
         put(key.strip(), yaml.safe_load(value))
     return over
 
 
 def run(args: argparse.Namespace) -> int:
+    from lmp_gnn.files import removed_on_failure
     from lmp_gnn.learning.train import load_config, run_training
 
     cfg = load_config(args.config, overrides_from_args(args))
     resume = None
     if args.resume is not None:
         resume = Path(cfg.out) / "last.pt" if args.resume == "last" else Path(args.resume)
-    summary = run_training(cfg, resume=resume)
+    # a run that fails before its first checkpoint leaves nothing (a later failure keeps its
+    # checkpoints and metrics: they are the training so far)
+    with removed_on_failure(cfg.out, keep=lambda created: any(p.suffix == ".pt" for p in created)):
+        summary = run_training(cfg, resume=resume)
     return 0 if summary["step"] > 0 or resume is not None else 1

@@ -154,6 +154,7 @@ namespace {
       try {
         auto bridge = py::module_::import("lmp_gnn.coupling.bridge");
         output_error_ = bridge.attr("ModelOutputError");
+        exit_error_ = bridge.attr("ProcessExitError");
         model_ = bridge.attr("load_model_spec")(spec, nthreads);
         // the metadata as the strings of an exported file, checked by the one parser of both backends
         std::map<std::string, std::string> raw;
@@ -222,7 +223,8 @@ namespace {
           std::memcpy(accel, a.data(), sizeof(double) * count);
         }
       } catch (py::error_already_set &e) {
-        if (e.matches(output_error_))
+        // a wrong output, or os._exit() caught by the bridge: a message of ours, no traceback
+        if (e.matches(output_error_) || e.matches(exit_error_))
           throw ModelError("Python model " + spec_ + ": " + python_error(e, false));
         throw ModelError("Python model " + spec_ + " raised " + python_error(e, true));
       } catch (ModelError &) {
@@ -244,7 +246,7 @@ namespace {
     // drop the Python objects: with the GIL while Python is alive, leaked at its finalisation
     void release()
     {
-      py::object *objs[] = {&model_, &output_error_, &base_};
+      py::object *objs[] = {&model_, &output_error_, &exit_error_, &base_};
       py::dtype *dts[] = {&f64_, &f32_, &i64_};
       if (!Py_IsInitialized() || python_finalizing()) {
         for (auto *o : objs) o->release();
@@ -257,7 +259,7 @@ namespace {
     }
 
     std::string spec_, description_;
-    py::object model_, output_error_, base_;
+    py::object model_, output_error_, exit_error_, base_;
     py::dtype f64_, f32_, i64_;
     bool float32_ = false;
     std::vector<float> node32_, edge32_;

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ctypes
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -302,6 +304,52 @@ def test_factory_exception_becomes_lammps_error(data_file, tmp_path):
     assert lammps_errors(text)[0] == (f"Fix gnn/rollout: Python model {FACTORIES}:factory_raises could not be "
                                       "loaded: FileNotFoundError: weights.pt not found")
     assert "in factory_raises" in text[text.index("Traceback (most recent call last):"):]
+
+
+EXIT_MESSAGE = ("which would end LAMMPS with the deck unfinished; a Python model must return accelerations or "
+                "raise an exception")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory,expected", [
+    ("exits_in_factory", f"Fix gnn/rollout: model spec '{FACTORIES}:exits_in_factory': the model's module or factory "
+                         f"called os._exit(0), {EXIT_MESSAGE}"),
+    ("exits_in_forward", f"Fix gnn/rollout at step 1: Python model {FACTORIES}:exits_in_forward: the model called "
+                         f"os._exit(3), {EXIT_MESSAGE}"),
+])
+def test_os_exit_in_a_python_model_is_a_lammps_error(data_file, tmp_path, factory, expected):
+    """os._exit skips every handler: without the bridge's guard LAMMPS would end with the model's
+    status (0) and the deck unfinished, and nothing said."""
+    out = run_lmp(deck_header(data_file) + f"fix g all gnn/rollout {python_spec(factory)}\nrun 3\n", tmp_path,
+                  timeout=120)
+    text = out.stdout + out.stderr
+    assert out.returncode > 0, text[-3000:]
+    assert re.sub(r" \([^()]*:\d+\)$", "", lammps_errors(text)[0]) == expected
+
+
+def test_os_exit_in_a_python_model_is_an_exception():
+    """The bridge's guard in Python (in a child interpreter: were it missing, os._exit would end
+    pytest itself with status 0)."""
+    code = f"""
+import os
+from lmp_gnn.coupling import bridge
+try:
+    bridge.load_model_spec("{FACTORIES}:exits_in_factory")
+except bridge.ProcessExitError as exc:
+    print("factory:", exc)
+model = bridge.load_model_spec("{FACTORIES}:exits_in_forward")
+try:
+    model(*[torch.zeros(s, dtype=torch.float64).numpy() for s in ((4, 4), (2, 0), (0, 4))])
+except bridge.ProcessExitError as exc:
+    print("forward:", exc)
+assert os._exit is bridge._real_exit
+"""
+    out = subprocess.run([sys.executable, "-c", "import torch\n" + code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines() == [
+        f"factory: model spec '{FACTORIES}:exits_in_factory': the model's module or factory called os._exit(0), "
+        f"{EXIT_MESSAGE}",
+        f"forward: the model called os._exit(3), {EXIT_MESSAGE}"]
 
 
 def fails_in_process(deck: str) -> str:

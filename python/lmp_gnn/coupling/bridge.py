@@ -43,6 +43,7 @@ this project; their steps are, driven from Python (tests/test_bridge.py).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -50,9 +51,9 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -72,6 +73,41 @@ class BridgeError(ValueError):
 
 class ModelOutputError(ValueError):
     """A model output of the wrong type, shape or dtype."""
+
+
+class ProcessExitError(BridgeError):
+    """A Python model that called os._exit() while the fix was calling it."""
+
+
+# os._exit ends the process at once: no exception, no atexit handler, no flush, so LAMMPS would
+# stop mid-deck with the status the model chose and no message. While the bridge calls a model's
+# module, factory or forward, os._exit raises ProcessExitError instead, which the fix reports as
+# an ERROR. (os.abort, os.kill and signals cannot be caught this way: docs/python_bridge.md.)
+_real_exit = os._exit
+_calling: list[str] = []          # what the bridge is calling now (innermost last)
+
+
+def _exit_in_model(status: int = 0) -> NoReturn:
+    if not _calling:              # a reference kept and called outside a model call: the real one
+        _real_exit(status)
+    raise ProcessExitError(f"{_calling[-1]} called os._exit({status}), which would end LAMMPS with the deck "
+                           "unfinished; a Python model must return accelerations or raise an exception")
+
+
+@contextlib.contextmanager
+def _no_process_exit(where: str) -> Iterator[None]:
+    """os._exit (and posix._exit, the same function) raise ProcessExitError naming `where` inside the block."""
+    modules = [m for m in (os, sys.modules.get("posix")) if m is not None and getattr(m, "_exit", None) is _real_exit]
+    _calling.append(where)
+    for module in modules:
+        module._exit = _exit_in_model  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        _calling.pop()
+        if not _calling:
+            for module in modules:
+                module._exit = _real_exit
 
 
 # ---------------------------------------------------------------------------- specs
@@ -236,17 +272,18 @@ class BridgeModel:
         """node_features [N, 2h], edge_index [2, E] int64, edge_features [E, 4] (numpy, model dtype)
         -> accelerations [N, 2] as a numpy array of the model dtype."""
         n = node_features.shape[0]
-        if self._torch is None:
-            out = self.model(node_features, edge_index, edge_features)
-        else:
-            torch = self._torch
-            with warnings.catch_warnings():
-                # the fix hands read-only views of its own buffers; torch warns about any such array
-                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                x, ei, e = (torch.from_numpy(node_features), torch.from_numpy(edge_index),
-                            torch.from_numpy(edge_features))
-            with torch.no_grad():
-                out = self.model(x, ei, e)
+        with _no_process_exit("the model"):
+            if self._torch is None:
+                out = self.model(node_features, edge_index, edge_features)
+            else:
+                torch = self._torch
+                with warnings.catch_warnings():
+                    # the fix hands read-only views of its own buffers; torch warns about any such array
+                    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                    x, ei, e = (torch.from_numpy(node_features), torch.from_numpy(edge_index),
+                                torch.from_numpy(edge_features))
+                with torch.no_grad():
+                    out = self.model(x, ei, e)
         return check_output(out, n, self.dtype)
 
 
@@ -257,8 +294,9 @@ def load_model_spec(spec: str, threads: int = 0) -> BridgeModel:
         spec: ``module:factory`` or ``path/to/file.py:factory`` (relative to the working directory).
         threads: torch intra-op threads (> 0 sets them once torch is loaded; the fix's *threads*).
     """
-    factory = import_factory(spec)
-    made = factory()
+    with _no_process_exit(f"model spec '{spec}': the model's module or factory"):
+        factory = import_factory(spec)
+        made = factory()
     if isinstance(made, BridgeModel):
         return made
     if not (isinstance(made, tuple) and len(made) == 2):

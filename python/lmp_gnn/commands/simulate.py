@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import time
@@ -178,7 +179,7 @@ def _check(args) -> None:
     except ValueError as exc:   # "expected delta_l > 0, got -0.001": name the option it came from
         option = next((f"--{k.replace('_', '-')}" for k in ("max_strain", "delta_l", "temperature", "strain_rate",
                                                              "timestep", "damp", "seed", "thermostat")
-                       if f" {k} " in f" {exc} "), None)
+                       if re.search(rf"\b{k}\b", str(exc))), None)
         raise ValueError(f"{option}: {exc}" if option else str(exc)) from None
 
 

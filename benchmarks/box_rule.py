@@ -7,10 +7,11 @@ Here each rule is driven by the true displacements of MD trajectories, from the 
 snapshot `--start`, so any difference from the true box is the rule's own error, the floor under
 every rollout's box ν (learned or baseline). Rules:
 
-- affine fit (the box rule of lmp_gnn.step.rollout and fix gnn/rollout): eps = Σ u_y y / Σ y² per step;
-- ratio: the same fit on both axes, the free strain = driven box strain × fit_y / fit_x (what
-  the paper's ν_est does in one shot: position-based strains on both axes, so a bias common to
-  both cancels);
+- affine fit of the free axis: eps = Σ u_y y / Σ y² per step (the box rule before the ratio);
+- ratio (the box rule of lmp_gnn.step.rollout and fix gnn/rollout, `rules.free_strain_from_fits`,
+  here without its band): the same fit on both axes, the free strain = driven box strain ×
+  fit_y / fit_x (what the paper's ν_est does in one shot: position-based strains on both axes, so
+  a bias common to both cancels);
 - zero stress (a check of the truth, not a rule): the y length at which the harmonic bonds
   (K = 1/l_r) of the TRUE positions carry no y stress, solved by Newton at each snapshot.
 
@@ -59,7 +60,7 @@ def main() -> None:
     files = sorted(glob.glob(args.pattern))[: args.networks]
     if not files:
         raise SystemExit(f"no trajectory files match {args.pattern}")
-    rules = ("affine fit (the box rule)", "ratio", "zero stress of the true positions")
+    rules = ("affine fit of the free axis", "ratio (the box rule)", "zero stress of the true positions")
     points = ("start+20", "start+100", "last")
     table = {rule: {pt: [] for pt in points} for rule in rules}
     for f in files:

@@ -66,25 +66,29 @@ void FixGNNRolloutLeap::leap_step(bool nonaffine)
   const double box[2] = {domain->xprd, domain->yprd};
   model_accel(x, 0, state, C_HIST, box, "positions were not updated");    // (checked a)
 
-  // displacements u = v(t) + a(t): the free-axis strain fit
+  // displacements u = v(t) + a(t): the strain fits of both axes (the box rule's ratio)
 
-  const double centre = 0.5 * (domain->boxlo[freeaxis] + domain->boxhi[freeaxis]);
-  double sums[2] = {0.0, 0.0};    // sum u y, sum y^2
+  double centre[2];
+  for (int d = 0; d < 2; d++) centre[d] = 0.5 * (domain->boxlo[d] + domain->boxhi[d]);
+  double sums[4] = {0.0, 0.0, 0.0, 0.0};    // free: sum u y, sum y^2; driven: sum u x, sum x^2
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
     const double *a = &out_accel[2 * k];
     double u[2], r[2];
     LMPGNN::learned_displacement(&state[i][C_HIST], a, u);
     unwrapped(i, r);
-    LMPGNN::free_axis_sums(r[freeaxis], centre, u[freeaxis], sums[0], sums[1]);
+    LMPGNN::free_axis_sums(r[freeaxis], centre[freeaxis], u[freeaxis], sums[0], sums[1]);
+    LMPGNN::free_axis_sums(r[driven], centre[driven], u[driven], sums[2], sums[3]);
   }
-  MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, world);
+  MPI_Allreduce(MPI_IN_PLACE, sums, 4, MPI_DOUBLE, MPI_SUM, world);
 
   // MD velocities: the learned displacement per MD time, less (nonaffine) the affine part
   // strain (x + n L - c) that the box change of this step carries (interleave: the MD that
   // follows deforms the box and remaps the atoms itself)
-  last_eps = LMPGNN::free_axis_strain_from_sums(sums[0], sums[1]);
   const double prd[2] = {domain->prd[0], domain->prd[1]};
+  last_eps = LMPGNN::free_strain_from_fits(LMPGNN::free_axis_strain_from_sums(sums[0], sums[1]),
+                                           LMPGNN::free_axis_strain_from_sums(sums[2], sums[3]),
+                                           -delta_l / prd[driven]);
   double newbox[2], strain[2] = {0.0, 0.0}, ctr[2];
   LMPGNN::box_rule(prd, driven, delta_l, last_eps, newbox);
   for (int d = 0; d < 2; d++) {

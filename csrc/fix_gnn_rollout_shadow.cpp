@@ -189,7 +189,7 @@ void FixGNNRolloutShadow::snapshot()
 
   if (!same_state)
     model_accel(state, c_copy, state, c_copy_hist, lcopy, "the shadow copy was not updated");
-  double flags[2] = {0.0, 0.0};    // eps numerator, eps denominator
+  double flags[4] = {0.0, 0.0, 0.0, 0.0};    // fit sums: free num, den; driven num, den
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
     double *sh = state[i];
@@ -197,15 +197,18 @@ void FixGNNRolloutShadow::snapshot()
     double u[2];
     LMPGNN::learned_displacement(&sh[c_copy_hist], a, u);
     LMPGNN::free_axis_sums(sh[c_copy + freeaxis], ccopy[freeaxis], u[freeaxis], flags[0], flags[1]);
+    LMPGNN::free_axis_sums(sh[c_copy + driven], ccopy[driven], u[driven], flags[2], flags[3]);
     set_accel(i, a);
   }
-  MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_DOUBLE, MPI_SUM, world);
+  MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_DOUBLE, MPI_SUM, world);
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
     double u[2];
     LMPGNN::advance(history, &state[i][c_copy_hist], &state[i][c_copy], &state[i][C_ACCEL], u);
   }
-  last_eps = LMPGNN::free_axis_strain_from_sums(flags[0], flags[1]);
+  last_eps = LMPGNN::free_strain_from_fits(LMPGNN::free_axis_strain_from_sums(flags[0], flags[1]),
+                                           LMPGNN::free_axis_strain_from_sums(flags[2], flags[3]),
+                                           -delta_l / lcopy[driven]);
   if (boxflag) {
     const double lold[2] = {lcopy[0], lcopy[1]};
     LMPGNN::box_rule(lold, driven, delta_l, last_eps, lcopy);

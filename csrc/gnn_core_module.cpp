@@ -195,6 +195,9 @@ PYBIND11_MODULE(_core, m)
       },
       py::arg("x"), py::arg("image"), py::arg("box"), "[N, 2] x + n L");
 
+  m.def("free_strain_from_fits", &LMPGNN::free_strain_from_fits, py::arg("fit_free"), py::arg("fit_driven"),
+        py::arg("driven_strain"), "driven_strain * fit_free / fit_driven (fit_free without a ratio)");
+
   m.def("step_delta_l", &LMPGNN::step_delta_l, py::arg("delta_l"), py::arg("box_length"), py::arg("length"),
         "delta_l for a box of driven length `length`: delta_l * length / box_length (box_length 0: delta_l)");
 

@@ -5,8 +5,9 @@
    to it in float64 by tests/test_rule_parity.py (through the pybind11 module lmp_gnn._core):
 
      advance              v(t+1) = v(t) + a(t), r(t+1) = r(t) + v(t+1), history rolled
-     box rule             driven axis L - delta_l, free axis L (1 + eps), eps fitted by
-                          free_axis_strain to the step's displacements
+     box rule             driven axis L - delta_l, free axis L (1 + eps), eps the driven
+                          strain times the ratio of the two axes' fits to the step's
+                          displacements (free_axis_sums, free_strain_from_fits)
      step in strain       delta_l for a box of another size: the model's strain per step
                           times the box's driven length (step_delta_l)
      unwrap               R = x + n L (the position followed continuously across the boundary)
@@ -68,6 +69,16 @@ inline double free_axis_strain_from_sums(double num, double den)
 // eps = sum u_i y_i / sum y_i^2 over N nodes along `axis` (positions unwrapped, box centred at
 // the origin)
 double free_axis_strain(int64_t nnodes, const double *positions, const double *displacement, int axis);
+
+// the free axis's strain of a step: its fit scaled by k = driven_strain / fit_driven (the
+// non-affine motion biases both fits alike; the ratio cancels it); k = 1 outside
+// [RATIO_MIN, RATIO_MAX] (nodes that do not follow the drive: no ratio to take)
+constexpr double RATIO_MIN = 0.5, RATIO_MAX = 1.5;
+inline double free_strain_from_fits(double fit_free, double fit_driven, double driven_strain)
+{
+  const double k = fit_driven != 0.0 ? driven_strain / fit_driven : 0.0;
+  return k >= RATIO_MIN && k <= RATIO_MAX ? k * fit_free : fit_free;
+}
 
 // the box after one learned step: driven axis - delta_l, the other axis * (1 + eps)
 inline void box_rule(const double box[2], int driven, double delta_l, double eps, double out[2])

@@ -118,3 +118,34 @@ def test_step_delta_l(box_length):
         expected = rules.step_delta_l(2e-3, box_length or None, length)
         assert core.step_delta_l(2e-3, box_length, length) == expected
         assert expected == (2e-3 * length / box_length if box_length else 2e-3)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_free_strain_from_fits(seed):
+    rng = np.random.default_rng(seed)
+    fit_free, fit_driven = rng.normal(scale=1e-4, size=2)
+    driven_strain = float(-rng.uniform(1e-5, 1e-3))
+    expected = rules.free_strain_from_fits(float(fit_free), float(fit_driven), driven_strain)
+    assert core.free_strain_from_fits(float(fit_free), float(fit_driven), driven_strain) == expected
+    k = driven_strain / fit_driven
+    assert expected == (k * fit_free if 0.5 <= k <= 1.5 else fit_free)
+    # inside the band the ratio; outside it (no drive, a driven fit of 0, of the other sign or near
+    # 0) the free fit itself
+    inside = (1e-4, -1.25e-4, -1e-4)
+    assert core.free_strain_from_fits(*inside) == rules.free_strain_from_fits(*inside) == 0.8e-4
+    for args in ((1e-4, 0.0, -1e-4), (1e-4, -1e-4, 0.0), (1e-4, 1e-4, -1e-4), (1e-4, -1e-12, -1e-4)):
+        assert rules.free_strain_from_fits(*args) == core.free_strain_from_fits(*args) == 1e-4
+
+
+def test_free_strain_from_fits_cancels_a_common_bias():
+    # a homogeneous strain (ex, ey) plus a non-affine field that the fits read as the same relative
+    # bias on both axes: the ratio returns ey exactly, the plain fit does not
+    rng = np.random.default_rng(2)
+    box = np.array([12.0, 12.0])
+    r = (rng.random((400, 2)) - 0.5) * box
+    ex, ey, bias = -1.2e-4, 5e-5, 0.3
+    u = r * np.array([ex, ey]) * (1.0 + bias)
+    fx = float(rules.free_axis_strain(torch.as_tensor(r), torch.as_tensor(u), 0))
+    fy = float(rules.free_axis_strain(torch.as_tensor(r), torch.as_tensor(u), 1))
+    assert fy == pytest.approx(ey * (1.0 + bias), rel=1e-12)
+    assert rules.free_strain_from_fits(fy, fx, ex) == pytest.approx(ey, rel=1e-12)

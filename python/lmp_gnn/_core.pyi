@@ -42,6 +42,9 @@ def box_rule(box: ArrayLike, driven: int, delta_l: float, eps: float) -> np.ndar
 def unwrap(x: ArrayLike, image: ArrayLike, box: ArrayLike) -> np.ndarray:
     """[N, 2] x + n L."""
 
+def free_strain_from_fits(fit_free: float, fit_driven: float, driven_strain: float) -> float:
+    """driven_strain * fit_free / fit_driven (fit_free without a ratio)."""
+
 def step_delta_l(delta_l: float, box_length: float, length: float) -> float:
     """delta_l for a box of driven length `length`: delta_l * length / box_length (box_length 0: delta_l)."""
 

@@ -25,8 +25,9 @@ For each step t = start, ..., start+n-1:
    velocities rather than old positions, can reproduce bit for bit.)
 4. THE BOX RULE (docs/formats.md), float64:
    - driven axis x: Lx(t+1) = Lx(t) - Δl (recursively, not Lx(0) - (t+1)Δl);
-   - free axis y: u = v(t+1) (the learned displacement r(t+1) - r(t)); y_i = r_y,i(t), the
-     unwrapped coordinate from the box centre; eps = Σ u_y,i y_i / Σ y_i²
+   - free axis y: u = v(t+1) (the learned displacement r(t+1) - r(t)); the fitted strain of each
+     axis, f_x = Σ u_x,i x_i / Σ x_i² and f_y likewise, x_i, y_i the unwrapped coordinates from the
+     box centre; eps = (-Δl / Lx(t)) f_y / f_x (f_y when Δl or f_x is 0; `rules.free_strain_from_fits`)
      (`rules.free_axis_strain`, `rules.box_rule`); Ly(t+1) = Ly(t) (1 + eps).
    The box stays centred at the origin; node positions are NOT rescaled with the box (the model
    moves the nodes; the box only follows them so that minimum images stay right).
@@ -49,7 +50,7 @@ from torch import Tensor
 
 from lmp_gnn.physics.trajectory import Trajectory
 from lmp_gnn.step import features
-from lmp_gnn.step.rules import FREE_AXIS, advance, box_rule, free_axis_strain
+from lmp_gnn.step.rules import DRIVEN_AXIS, FREE_AXIS, advance, box_rule, free_axis_strain, free_strain_from_fits
 
 Model = Callable[[Tensor, Tensor, Tensor], Tensor]
 
@@ -243,7 +244,9 @@ def rollout(model: Model, traj_or_arrays: Any, start: int, n_steps: int, history
                 out_acc, seconds = out_acc[:k], seconds[:k]
                 break
             r_new, velocities = advance(r, velocities, a)
-            eps = free_axis_strain(r, velocities[0], FREE_AXIS)
+            fit_free = free_axis_strain(r, velocities[0], FREE_AXIS)
+            fit_driven = free_axis_strain(r, velocities[0], DRIVEN_AXIS)
+            eps = free_strain_from_fits(fit_free, fit_driven, -delta_l / float(L[DRIVEN_AXIS]))
             r, L = r_new, box_rule(L, delta_l, eps)
             out_pos[start + k + 1] = r
             out_box[start + k + 1] = L

@@ -116,7 +116,7 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
     every(0), units_any(false), warned(0), md_block(0), learn_block(0), pdamp(1.0), modulus(1.0), state(nullptr), ncols(0),
     accel_out(nullptr), comm_cols{}, ncomm_cols(0), callbacks_added(false), hist_ready(0),
     nsteps_taken(0), nsnap(0), last_snap_step(-1), last_eps(0.0), last_model_ms(0.0),
-    last_step_ms(0.0), sum_model_ms(0.0), nmodel_calls(0)
+    last_step_ms(0.0), sum_model_ms(0.0), nmodel_calls(0), last_force_rms(0.0)
 {
   if (narg < 4) utils::missing_cmd_args(FLERR, "fix gnn/rollout", error);
   model_file = arg[3];
@@ -294,7 +294,7 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
   restart_global = 1;
   restart_peratom = 1;
   vector_flag = 1;
-  size_vector = 12;
+  size_vector = 13;
   global_freq = 1;
   extvector = 0;
   peratom_flag = 1;
@@ -430,6 +430,7 @@ void FixGNNRollout::setup(int /*vflag*/)
    f_ID[1..6]: learned steps taken, ms of the last model call, mean ms per model
    call, ms of the last whole learned step, last free-axis strain increment eps,
    directed edges of the group graph (ms on MPI rank 0); f_ID[11] snapshots recorded;
+   f_ID[13] RMS net bond force of the state the last model call saw;
    the modes' own outputs (f_ID[7..10] shadow, f_ID[12] interleave) from mode_vector()
 ------------------------------------------------------------------------- */
 
@@ -450,6 +451,8 @@ double FixGNNRollout::compute_vector(int n)
       return (double) graph->nedges_all();
     case 10:
       return (double) nsnap;
+    case 12:
+      return last_force_rms;
     default:
       return mode_vector(n);
   }
@@ -461,7 +464,7 @@ double FixGNNRollout::memory_usage()
 {
   double bytes = (double) atom->nmax * (ncols + 2) * sizeof(double);
   bytes += graph->memory_usage();
-  bytes += (double) (node_feat.capacity() + edge_feat.capacity() + out_accel.capacity()) *
+  bytes += (double) (node_feat.capacity() + edge_feat.capacity() + out_accel.capacity() + bond_force.capacity()) *
       sizeof(double);
   return bytes;
 }

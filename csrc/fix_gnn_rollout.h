@@ -118,8 +118,9 @@ class FixGNNRollout : public Fix {
   bigint last_snap_step;        // time step of the last snapshot
   double last_eps, last_model_ms, last_step_ms, sum_model_ms;
   bigint nmodel_calls;
+  double last_force_rms;        // RMS net bond force of the state of the last model call
   // per-step buffers of the model call, grown only
-  std::vector<double> node_feat, edge_feat, out_accel;
+  std::vector<double> node_feat, edge_feat, out_accel, bond_force;
 
   static const char *mode_name(int mode);
   void setup_state(int nmode_cols, const std::string &log_detail);

@@ -59,6 +59,16 @@ void FixGNNRollout::model_accel(double **pos, int pcol, double **hh, int hcol, c
                          &edge_feat[LMPGNN::EDGE_DIM * e]);
   }
 
+  // the live error signal: how far the state is from force balance (RMS net bond force over the
+  // group's atoms), from the edge features the model is given
+  const int nown = graph->nown();
+  bond_force.resize((std::size_t) 2 * nown);
+  LMPGNN::net_bond_force(nown, nedges, edge_index.data(), edge_feat.data(), bond_force.data());
+  double force_sums[2] = {0.0, (double) nown};    // sum |F|^2, atoms
+  for (int k = 0; k < 2 * nown; k++) force_sums[0] += bond_force[k] * bond_force[k];
+  MPI_Allreduce(MPI_IN_PLACE, force_sums, 2, MPI_DOUBLE, MPI_SUM, world);
+  last_force_rms = force_sums[1] > 0.0 ? std::sqrt(force_sums[0] / force_sums[1]) : 0.0;
+
   out_accel.resize((std::size_t) nnodes * 2);
   const double tm = platform::walltime();
   std::string failure;

@@ -195,6 +195,22 @@ PYBIND11_MODULE(_core, m)
       },
       py::arg("x"), py::arg("image"), py::arg("box"), "[N, 2] x + n L");
 
+  m.def(
+      "net_bond_force",
+      [](f64 edge_features, py::array_t<int64_t, py::array::c_style | py::array::forcecast> edge_index,
+         int64_t nnodes) {
+        auto f = edge_features.request(), ei = edge_index.request();
+        if (f.ndim != 2 || f.shape[1] != LMPGNN::EDGE_DIM || ei.ndim != 2 || ei.shape[0] != 2 ||
+            ei.shape[1] != f.shape[0])
+          throw py::value_error("expected edge_features [E, 4] and edge_index [2, E]");
+        py::array_t<double> out({(py::ssize_t) nnodes, (py::ssize_t) 2});
+        LMPGNN::net_bond_force(nnodes, f.shape[0], static_cast<const int64_t *>(ei.ptr),
+                               static_cast<const double *>(f.ptr), out.mutable_data());
+        return out;
+      },
+      py::arg("edge_features"), py::arg("edge_index"), py::arg("n_nodes"),
+      "[N, 2] net force of the harmonic bonds (K = 1/l_r) on each node, from the edge features");
+
   m.def("free_strain_from_fits", &LMPGNN::free_strain_from_fits, py::arg("fit_free"), py::arg("fit_driven"),
         py::arg("driven_strain"), "driven_strain * fit_free / fit_driven (fit_free without a ratio)");
 

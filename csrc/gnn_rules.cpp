@@ -14,6 +14,15 @@ double free_axis_strain(int64_t nnodes, const double *positions, const double *d
   return num / den;
 }
 
+void net_bond_force(int64_t nnodes, int64_t nedges, const int64_t *edge_index, const double *edge_features,
+                    double *out)
+{
+  for (int64_t k = 0; k < 2 * nnodes; ++k) out[k] = 0.0;
+  const int64_t *receivers = edge_index + nedges;
+  for (int64_t e = 0; e < nedges; ++e)
+    if (receivers[e] < nnodes) add_bond_force(&edge_features[EDGE_DIM * e], &out[2 * receivers[e]]);
+}
+
 double nu_estimator(int64_t nnodes, const double *r0, const double *rt, const double box0[2],
                     const double boxt[2], int driven)
 {

@@ -15,6 +15,8 @@
                           the affine part the box change carries, per MD time
      nu_est               the paper's estimator in strain form, each node followed from the
                           image it had in snapshot 0
+     bond-force signal    the net force of the harmonic bonds (K = 1/l_r) on each node, from
+                          the edge features: a learned state's distance from force balance
 
    No LAMMPS and no torch in here: plain numbers in, plain numbers out.
 ------------------------------------------------------------------------- */
@@ -121,6 +123,23 @@ inline double hand_over_velocity(double u, double coord, double centre, double s
 {
   return (u - strain * (coord - centre)) / md_time;
 }
+
+/* ---------------------------------------------------------------- bond-force signal */
+
+// the force on the receiver of an edge with features (dx, dy, |d|, 1/l_r) from a harmonic bond
+// E = K (|d| - l_r)^2 of stiffness K = 1/l_r (the networks of lmp-gnn, the model's stiffness
+// feature): -2 K (|d| - l_r) d / |d|, added to f
+inline void add_bond_force(const double *edge_feature, double f[2])
+{
+  const double scale = -2.0 * (edge_feature[2] * edge_feature[3] - 1.0) / edge_feature[2];
+  f[0] += scale * edge_feature[0];
+  f[1] += scale * edge_feature[1];
+}
+
+// the net bond force [nnodes][2] on each node, summed over the edges into it (edges into other
+// nodes are skipped)
+void net_bond_force(int64_t nnodes, int64_t nedges, const int64_t *edge_index, const double *edge_features,
+                    double *out);
 
 /* ---------------------------------------------------------------- nu_est */
 

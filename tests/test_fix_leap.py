@@ -51,6 +51,31 @@ def python_reference(model_path, network, hist, n_steps, dtype=torch.float64, de
     return rollout(model, arrays, start=h, n_steps=n_steps, history=h, delta_l=delta_l, dtype=dtype)
 
 
+def test_bond_force_signal_is_the_python_rule(models, data_file, network, tmp_path):
+    """f_ID[13], the RMS net bond force of the state the last model call saw, equals
+    lmp_gnn.step.rules.net_bond_force on that state of the Python reference rollout."""
+    from lmp_gnn.step import features
+    from lmp_gnn.step.rules import net_bond_force
+
+    hist = random_history(network, 2, seed=2)
+    write_history(tmp_path / "hist.txt", hist)
+    ref = python_reference(models["spring"], network, hist, 5)
+    lmp = run_in_process(deck_header(data_file) + f"""
+fix g all gnn/rollout {models['spring']} init file {tmp_path / 'hist.txt'}
+run 5
+""")
+    signal = lmp.extract_fix("g", 0, 1, 12)
+    lmp.close()
+    ei = features.edge_index_from_bonds(torch.as_tensor(network.bonds))
+    rest = torch.as_tensor(np.concatenate([network.rest_length, network.rest_length]))
+    seen = 2 + 4                       # the 5th model call saw the state after 4 learned steps
+    ef = features.edge_features(torch.as_tensor(ref.positions[seen]), torch.as_tensor(ref.box[seen]), ei, rest)
+    force = net_bond_force(ef, ei, network.n_nodes).numpy()
+    expected = float(np.sqrt((force ** 2).sum(1).mean()))
+    assert expected > 1e-6                                   # the random history strains the bonds
+    assert signal == pytest.approx(expected, rel=1e-9)
+
+
 def test_style_is_there_without_plugin_load():
     lmp = run_in_process("units lj")
     assert lmp.has_style("fix", "gnn/rollout")

@@ -149,3 +149,26 @@ def test_free_strain_from_fits_cancels_a_common_bias():
     fy = float(rules.free_axis_strain(torch.as_tensor(r), torch.as_tensor(u), 1))
     assert fy == pytest.approx(ey * (1.0 + bias), rel=1e-12)
     assert rules.free_strain_from_fits(fy, fx, ex) == pytest.approx(ey, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_net_bond_force(seed):
+    rng, pos, box, _, _ = random_state(seed)
+    bonds = np.stack([np.arange(len(pos)), rng.permutation(len(pos))], axis=1)
+    bonds = bonds[bonds[:, 0] != bonds[:, 1]]
+    rest = rng.uniform(0.8, 1.2, len(bonds))
+    ei = features.edge_index_from_bonds(torch.as_tensor(bonds))
+    ef = features.edge_features(torch.as_tensor(pos), torch.as_tensor(box), ei, torch.cat([torch.as_tensor(rest)] * 2))
+    expected = rules.net_bond_force(ef, ei, len(pos)).numpy()
+    np.testing.assert_allclose(core.net_bond_force(ef.numpy(), ei.numpy(), len(pos)), expected, rtol=1e-13, atol=1e-15)
+    # Newton's third law: the bonds' forces sum to zero over the nodes
+    np.testing.assert_allclose(expected.sum(0), 0.0, atol=1e-12)
+
+
+def test_net_bond_force_of_one_stretched_bond():
+    # E = K (l - l_r)^2, K = 1/l_r: a bond of rest length 1 stretched to 1.1 pulls each end by 0.2
+    pos = torch.tensor([[0.0, 0.0], [1.1, 0.0]], dtype=torch.float64)
+    ei = features.edge_index_from_bonds(torch.tensor([[0, 1]]))
+    box = torch.tensor([10.0, 10.0], dtype=torch.float64)
+    ef = features.edge_features(pos, box, ei, torch.ones(2, dtype=torch.float64))
+    np.testing.assert_allclose(rules.net_bond_force(ef, ei, 2).numpy(), [[0.2, 0.0], [-0.2, 0.0]], atol=1e-14)

@@ -42,6 +42,9 @@ def box_rule(box: ArrayLike, driven: int, delta_l: float, eps: float) -> np.ndar
 def unwrap(x: ArrayLike, image: ArrayLike, box: ArrayLike) -> np.ndarray:
     """[N, 2] x + n L."""
 
+def net_bond_force(edge_features: ArrayLike, edge_index: ArrayLike, n_nodes: int) -> np.ndarray:
+    """[N, 2] net force of the harmonic bonds (K = 1/l_r) on each node, from the edge features."""
+
 def free_strain_from_fits(fit_free: float, fit_driven: float, driven_strain: float) -> float:
     """driven_strain * fit_free / fit_driven (fit_free without a ratio)."""
 

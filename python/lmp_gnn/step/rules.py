@@ -114,6 +114,22 @@ def hand_over_velocity(u: np.ndarray, r: np.ndarray, box: np.ndarray, box_new: n
     return (np.asarray(u, dtype=np.float64) - strain * np.asarray(r, dtype=np.float64)) / md_time
 
 
+# ---------------------------------------------------------------------------- bond-force signal
+def net_bond_force(edge_features: Tensor, edge_index: Tensor, n_nodes: int) -> Tensor:
+    """[N, 2] the net force of the harmonic bonds on each node, from the edge features.
+
+    A bond E = K (|d| - l_r)² of stiffness K = 1/l_r (the networks of lmp-gnn; the model's stiffness
+    feature) pulls the receiver of edge (dx, dy, |d|, 1/l_r) by -2 K (|d| - l_r) d / |d|; each
+    node sums the edges into it. A state of quasi-static MD is nearly in force balance (RMS net
+    force ~1e-6 per node on the data's networks); a learned state is not, by about as much as its
+    positions are off (fix gnn/rollout's f_ID[13], docs/fix_gnn_rollout.md).
+    """
+    d, length, inv_rest = edge_features[:, :2], edge_features[:, 2:3], edge_features[:, 3:4]
+    force = -2.0 * (length * inv_rest - 1.0) / length * d
+    out = torch.zeros(n_nodes, 2, dtype=edge_features.dtype)
+    return out.index_add_(0, edge_index[1], force)
+
+
 # ---------------------------------------------------------------------------- ν_est
 def estimator_images(r0: np.ndarray, box0: np.ndarray) -> np.ndarray:
     """[N, 2] the image n0 = round(r0 / L0) of each node in the reference configuration.

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import shlex
 import sys
@@ -412,7 +411,8 @@ def describe(row: dict, net_dirs: list[Path], traj_dir: Path) -> tuple[str, str]
     n_range = f"{min(ns)}–{max(ns)}" if ns else "–"
     asked = sum(json.loads((d / STAMP).read_text())["settings"]["count"] for d in net_dirs)
     text = (
-        f"{len(metas)} trajectories of {len(recs)} networks ({asked} asked), N {n_range}, ν_linear {min(nus):+.3f}…{max(nus):+.3f}, "
+        f"{len(metas)} trajectories of {len(recs)} networks ({asked} asked), N {n_range}, "
+        f"ν_linear {min(nus):+.3f}…{max(nus):+.3f}, "
         f"{row['thermostat']}"
         + (f" T = {row['temperature']:g}" if row["temperature"] is not None else "")
         + f", to {100 * row['max_strain']:g} %, Δl {min(dls):.4g}–{max(dls):.4g}"

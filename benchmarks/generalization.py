@@ -425,9 +425,12 @@ def describe(row: dict, net_dirs: list[Path], traj_dir: Path) -> tuple[str, str]
 
 
 def data_efficiency(args, traj_dir: Path, row: dict, timings: dict) -> list[dict]:
-    """Train on the first 8/16/32/64 trajectories of TRAIN_DIR at a fixed step count; ν R² on same-size."""
+    """Train on 8/16/32/64 trajectories of TRAIN_DIR at a fixed step count; ν R² on same-size."""
     src = args.data_efficiency / "train" if (args.data_efficiency / "train").is_dir() else args.data_efficiency
     files = sorted(src.glob("*.npz"))
+    # a fixed shuffle, not the first n files: `lmp-gnn networks` numbers networks by target ν, so the
+    # first files would all be auxetic; nested subsets (8 of them are in the 16) keep sizes comparable
+    files = [files[i] for i in np.random.default_rng(0).permutation(len(files))]
     out = []
     for n in args.train_sizes:
         if n > len(files):

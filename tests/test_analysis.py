@@ -294,18 +294,17 @@ def test_evaluate_box_follows_the_trajectory_delta_l(tmp_path, capsys):
     from lmp_gnn.cli import main
     from lmp_gnn.physics.trajectory import save_trajectory
 
-    # a model made for Δl = 0.002, a trajectory compressed by 0.004 per snapshot (e.g. a larger network
-    # at the training strain per snapshot): refused by default, rolled out with the truth's Δl on request
+    # a model without box_length made for Δl = 0.002 (it steps by 0.002 on every box), a trajectory
+    # compressed by 0.004 per snapshot (e.g. a larger network at the training strain per snapshot):
+    # refused by default, rolled out with the truth's Δl on request
     save_trajectory(tmp_path / "net0.npz", affine_trajectory(n_snapshots=40, delta_l=0.004))
     save_exported(tmp_path / "zero.pt", NaNOn25Nodes(), history=3, delta_l=0.002)   # zero on 36 nodes
     args = ["evaluate", str(tmp_path / "zero.pt"), "--data", str(tmp_path / "net0.npz"), "--plot-networks", "0",
             "--strains", "0.01"]
     assert main([*args, "-o", str(tmp_path / "ev0")]) == 2
-    assert "expected the model's delta_l 0.002" in capsys.readouterr().err
+    assert "expected a strain per snapshot of 0.0003333 (the model's step: delta_l 0.002" in capsys.readouterr().err
     assert main([*args, "-o", str(tmp_path / "ev"), "--box-delta-l", "trajectory"]) == 0
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["box_delta_l"] == "trajectory"
     curve = json.loads((tmp_path / "ev" / "networks" / "net0.json").read_text())["nu_curve"]
     np.testing.assert_allclose(curve["learned"]["strain"], curve["true"]["strain"], atol=1e-12)
     assert curve["true"]["strain"][-1] == pytest.approx(39 * 0.004 / 6.0, rel=1e-9)
-    assert main([*args, "-o", str(tmp_path / "ev2"), "--box-delta-l", "trajectory", "--engine", "lammps"]) == 2
-    assert "expected --engine python" in capsys.readouterr().err

@@ -76,9 +76,14 @@ def test_testbed_tiny_end_to_end_and_cached(tmp_path, capsys):
     strains = [1 - load_trajectory(p).box[:, 0] / load_trajectory(p).box[0, 0] for p in small]
     assert max(int(np.argmax(s >= 0.0025)) for s in strains) == warm_start > 5
     ev = json.loads((out / "eval" / "demo_model" / small[0].parent.name / "warm" / "results.json").read_text())
-    assert ev["start"] == warm_start and ev["box_delta_l"] == "trajectory"
+    assert ev["start"] == warm_start and ev["box_delta_l"] == "model"
     assert rows[0]["metrics"]["warm"]["mse_ratio_100"] == pytest.approx(
         ev["aggregate"]["per_network"]["100"]["geomean_ratio"]
+    )
+    ev = json.loads((out / "eval" / "demo_model" / big[0].parent.name / "h+2" / "results.json").read_text())
+    assert ev["start"] == 5 and ev["box_delta_l"] == "trajectory"
+    assert rows[1]["metrics"]["h+2"]["nu_est_0.049"]["learned"]["mean"] == pytest.approx(
+        ev["aggregate"]["nu"]["strain_0.049"]["nu_est"]["learned"]["mean_abs_error"]
     )
 
     # a rerun reuses every stage and prints the same numbers

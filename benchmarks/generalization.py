@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -119,8 +120,12 @@ def lmp_gnn(*argv: str, log: Path, partial_ok: bool = False) -> None:
         raise RuntimeError(f"lmp-gnn {argv[0]} failed (exit {rc}); log {log}:\n{tail}")
 
 
-def stage(folder: Path, settings: dict, work, label: str, timings: dict) -> None:
-    """Run `work()` unless `folder` holds a stamp with the same settings (then reuse it)."""
+def stage(folder: Path, settings: dict, work, label: str, timings: dict, redo: bool = False) -> None:
+    """Run `work()` unless `folder` holds a stamp with the same settings (then reuse it).
+
+    A stamp with other settings is refused for data (networks, trajectories: mixing two settings in
+    one folder would corrupt a row), but with `redo` the folder is emptied and made again
+    (evaluations: a changed model file is evaluated anew)."""
     stamp = folder / STAMP
     if stamp.exists():
         old = json.loads(stamp.read_text())
@@ -128,10 +133,14 @@ def stage(folder: Path, settings: dict, work, label: str, timings: dict) -> None
             print(f"[testbed] {label}: cached ({folder}, {old['wall_time_s']:.0f} s when made)", flush=True)
             timings[label] = {"wall_time_s": old["wall_time_s"], "cached": True}
             return
-        raise SystemExit(
-            f"generalization.py: error: {folder} was made with other settings "
-            f"({old.get('settings')} vs {settings}); use another --out"
-        )
+        if redo:
+            print(f"[testbed] {label}: settings or model changed; evaluating again", flush=True)
+            shutil.rmtree(folder)
+        else:
+            raise SystemExit(
+                f"generalization.py: error: {folder} was made with other settings "
+                f"({old.get('settings')} vs {settings}); use another --out"
+            )
     print(f"[testbed] {label} ...", flush=True)
     t0 = time.perf_counter()
     work()
@@ -265,6 +274,7 @@ def evaluate_row(model: Path, tag: str, row: dict, traj_dir: Path, start: str, a
         lambda: lmp_gnn(*argv, log=folder.parent / f"evaluate-{start}.log"),
         f"evaluate {tag} {row['name']} ({start} start)",
         timings,
+        redo=True,
     )
     return json.loads((folder / "results.json").read_text())
 

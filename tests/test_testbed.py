@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +45,9 @@ def _testbed():
 def test_testbed_tiny_end_to_end_and_cached(tmp_path, capsys):
     tb = _testbed()
     out = tmp_path / "bed"
-    assert tb.main(["-o", str(out), *TINY]) == 0
+    model = tmp_path / "demo_model.pt"
+    shutil.copyfile(tb.SHIPPED_MODEL, model)
+    assert tb.main(["-o", str(out), "--model", str(model), *TINY]) == 0
     printed = capsys.readouterr().out
     res = json.loads((out / "results.json").read_text())
     assert (out / "results.md").read_text() in printed  # the printed table is the one written
@@ -87,12 +91,18 @@ def test_testbed_tiny_end_to_end_and_cached(tmp_path, capsys):
     )
 
     # a rerun reuses every stage and prints the same numbers
-    assert tb.main(["-o", str(out), *TINY]) == 0
+    assert tb.main(["-o", str(out), "--model", str(model), *TINY]) == 0
     again = json.loads((out / "results.json").read_text())
     assert all(v["cached"] for v in again["meta"]["timings"].values())
     assert again["models"] == res["models"]
     assert "cached" in capsys.readouterr().out
-    # other settings in the same folder are refused, not mixed in
+    # a changed model file is evaluated again on the same data
+    os.utime(model, (1.0e9, 1.0e9))
+    assert tb.main(["-o", str(out), "--model", str(model), *TINY]) == 0
+    timings = json.loads((out / "results.json").read_text())["meta"]["timings"]
+    assert {k.split()[0] for k, v in timings.items() if not v["cached"]} == {"evaluate"}
+    assert "evaluating again" in capsys.readouterr().out
+    # other data settings in the same folder are refused, not mixed in
     with pytest.raises(SystemExit, match="other settings"):
         tb.main(["-o", str(out), *TINY[:-2], "--networks-args", "--check-strain 0 --tol 0.02"])
 

@@ -15,7 +15,8 @@ Rows (training data: N = 300, nu in [-0.6, 0.4], --method prune, viscous drag, d
     same-size         N = 300, held out (networks seed 7000), viscous, like the training data
     2.7x, 10x         N = 800, 3000 (10x: --tier full), simulated at the training data's strain per
                       snapshot (simulate --delta-strain), rolled out with the box following it
-    positions         N = 300 tuned by --method positions
+    positions         N = 300 tuned by --method positions (their boxes differ: at the training strain
+                      per snapshot, like 2.7x)
     ood-nu            N = 300, targets below and above the training range
     langevin-1e-10,   the same-size networks under a Langevin thermostat at T = 1e-10 and 1e-7
     langevin-1e-7
@@ -73,7 +74,8 @@ def row_specs(args) -> list[dict]:
         dict(name="same-size", sets=["n1"], **v),
         dict(name="2.7x", sets=["n2.7"], **{**v, "scale": True}),
         dict(name="10x", sets=["n10"], **{**v, "scale": True}, tier="full"),
-        dict(name="positions", sets=["positions"], **v),
+        # position tuning changes the box (Lx0 14.7-16.3 at N = 300): at the training strain per snapshot
+        dict(name="positions", sets=["positions"], **{**v, "scale": True}),
         dict(name="ood-nu", sets=["ood-low", "ood-high"], **v),
         dict(name="langevin-1e-10", sets=["n1"], **{**v, "thermostat": "langevin", "temperature": 1e-10}),
         dict(name="langevin-1e-7", sets=["n1"], **{**v, "thermostat": "langevin", "temperature": 1e-7}),
@@ -212,7 +214,9 @@ def simulate_row(row: dict, net_dirs: list[Path], ref_lx0: float, args, timings:
     ]
     if row["temperature"] is not None:
         argv += ["--temperature", str(row["temperature"])]
-    if row["scale"]:  # the training data's strain per snapshot: dl = 2e-3 Lx0 / Lx0(N = 300)
+    if args.delta_strain is not None:  # one strain per snapshot for every row, as asked
+        argv += ["--delta-strain", repr(args.delta_strain)]
+    elif row["scale"]:  # the training data's strain per snapshot: dl = 2e-3 Lx0 / Lx0(N = 300)
         argv += ["--delta-strain", repr(TRAIN_DELTA_L / ref_lx0)]
     else:
         argv += ["--delta-l", repr(TRAIN_DELTA_L)]
@@ -261,7 +265,7 @@ def evaluate_row(model: Path, tag: str, row: dict, traj_dir: Path, start: str, a
         "--threads",
         "1",
     ]
-    if row["scale"]:
+    if row["scale"] and args.delta_strain is None:
         # made at the training data's strain per snapshot: the box follows each trajectory's Δl. For the
         # other rows evaluate checks the trajectories against the model's own step (and refuses another)
         argv += ["--box-delta-l", "trajectory"]
@@ -498,6 +502,8 @@ def data_efficiency(args, traj_dir: Path, row: dict, timings: dict) -> list[dict
                 "nu_est_r2_baseline": m[f"nu_est_{h}"]["baseline"]["r2"],
                 "nu_est_mean_abs": m[f"nu_est_{h}"]["learned"]["mean"],
                 "mse_ratio_100": m["mse_ratio_100"],
+                "networks": m["networks"],
+                "non_finite": m["failed"] + m["diverged"],
             }
         )
     return out
@@ -553,6 +559,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar=("MIN", "MAX"),
         help="ν targets of the high out-of-range set (default %(default)s)",
     )
+    p.add_argument(
+        "--delta-strain",
+        type=float,
+        default=None,
+        help="strain per snapshot of every row's MD (default: the training data's protocol, Δl = 2e-3 at "
+        "N = 300 and the same strain per snapshot, 2e-3 / mean Lx0 of the same-size networks, on larger ones); "
+        "for a model trained at another step, or --nodes other than the training size",
+    )
     p.add_argument("--networks-args", default="", help="extra `lmp-gnn networks` options, one string (tests)")
     p.add_argument("--simulate-args", default="", help="extra `lmp-gnn simulate` options, one string (tests)")
     p.add_argument(
@@ -604,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, dict] = {}
     rows = row_specs(args)
     sets = network_sets(args)
-    needed = ["n1"] + [k for r in rows for k in r["sets"] if k != "n1"]  # n1 first: its Lx0 scales 2.7x, 10x
+    needed = ["n1"] + [k for r in rows for k in r["sets"] if k != "n1"]  # n1 first: its Lx0 sets the scaled rows' strain step
     net_dirs = {}
     for key in dict.fromkeys(needed):
         net_dirs[key] = make_networks(key, sets[key], args, timings)
@@ -644,12 +658,13 @@ def main(argv: list[str] | None = None) -> int:
     if de:
         md += (
             "\n## Data efficiency (ν_est R² at 4.9 % on same-size, warm start)\n\n| trajectories | steps | R² (L) | "
-            "R² (B) | mean \\|Δν\\| (L) | MSE ratio @100 |\n| --- | --- | --- | --- | --- | --- |\n"
+            "R² (B) | mean \\|Δν\\| (L) | MSE ratio @100 | non-finite |\n"
+            "| --- | --- | --- | --- | --- | --- | --- |\n"
         )
         md += "".join(
             f"| {d['trajectories']} | {d['train_steps']} | {_f(d['nu_est_r2'], '.3f')} | "
             f"{_f(d['nu_est_r2_baseline'], '.3f')} | {_f(d['nu_est_mean_abs'], '.4f')} | "
-            f"{_f(d['mse_ratio_100'])} |\n"
+            f"{_f(d['mse_ratio_100'])} | {d['non_finite']} of {d['networks']} |\n"
             for d in de
         )
     args.out.mkdir(parents=True, exist_ok=True)

@@ -618,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, dict] = {}
     rows = row_specs(args)
     sets = network_sets(args)
-    needed = ["n1"] + [k for r in rows for k in r["sets"] if k != "n1"]  # n1 first: its Lx0 sets the scaled rows' strain step
+    # n1 first: its Lx0 sets the scaled rows' strain step
+    needed = ["n1"] + [k for r in rows for k in r["sets"] if k != "n1"]
     net_dirs = {}
     for key in dict.fromkeys(needed):
         net_dirs[key] = make_networks(key, sets[key], args, timings)

@@ -269,3 +269,42 @@ def test_evaluate_steps_limits_the_rollout(tmp_path):
     assert net["n_steps"] == {"learned": 4, "baseline": 4}
     assert "for 4 learned steps" in (tmp_path / "ev" / "summary.md").read_text()
     assert main(["evaluate", "zero", "--data", str(tmp_path / "d"), "-o", str(tmp_path / "ev2"), "--steps", "0"]) == 2
+
+
+def test_closer_than_baseline_by_hand():
+    def net(true, learned, baseline):
+        return {"nu": {"strain_0.049": {"true": {"nu_est": true, "nu_box": 0.0},
+                                        "learned": {"nu_est": learned, "nu_box": 0.0},
+                                        "baseline": {"nu_est": baseline, "nu_box": 0.0}}}}
+
+    results = [net(0.1, 0.12, 0.2), net(0.1, 0.3, 0.05), net(0.1, None, 0.1), net(-0.2, -0.25, -0.3),
+               net(0.0, 0.1, -0.1), {"nu": {}}]
+    c = analysis.closer_than_baseline(results, "strain_0.049")
+    assert c == {"n": 4, "closer": 2, "fraction": 0.5}    # a tie (|0.1| = |-0.1|) is not closer
+    assert analysis.closer_than_baseline(results, "strain_0.049", "nu_box")["closer"] == 0
+    assert analysis.closer_than_baseline([], "strain_0.049") == {"n": 0, "closer": 0, "fraction": None}
+    with pytest.raises(ValueError, match="expected an estimator in"):
+        analysis.closer_than_baseline(results, "strain_0.049", "nu")
+
+
+def test_evaluate_box_follows_the_trajectory_delta_l(tmp_path, capsys):
+    import json
+
+    from affine_fixture import save_exported
+    from lmp_gnn.cli import main
+    from lmp_gnn.physics.trajectory import save_trajectory
+
+    # a model without box_length made for Δl = 0.002 (it steps by 0.002 on every box), a trajectory
+    # compressed by 0.004 per snapshot (e.g. a larger network at the training strain per snapshot):
+    # refused by default, rolled out with the truth's Δl on request
+    save_trajectory(tmp_path / "net0.npz", affine_trajectory(n_snapshots=40, delta_l=0.004))
+    save_exported(tmp_path / "zero.pt", NaNOn25Nodes(), history=3, delta_l=0.002)   # zero on 36 nodes
+    args = ["evaluate", str(tmp_path / "zero.pt"), "--data", str(tmp_path / "net0.npz"), "--plot-networks", "0",
+            "--strains", "0.01"]
+    assert main([*args, "-o", str(tmp_path / "ev0")]) == 2
+    assert "expected a strain per snapshot of 0.0003333 (the model's step: delta_l 0.002" in capsys.readouterr().err
+    assert main([*args, "-o", str(tmp_path / "ev"), "--box-delta-l", "trajectory"]) == 0
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["box_delta_l"] == "trajectory"
+    curve = json.loads((tmp_path / "ev" / "networks" / "net0.json").read_text())["nu_curve"]
+    np.testing.assert_allclose(curve["learned"]["strain"], curve["true"]["strain"], atol=1e-12)
+    assert curve["true"]["strain"][-1] == pytest.approx(39 * 0.004 / 6.0, rel=1e-9)

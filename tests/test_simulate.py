@@ -99,3 +99,22 @@ def test_simulate_needs_networks(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["simulate", str(tmp_path / "empty"), "-o", str(tmp_path / "o")]) == 2
     assert "expected .data network files" in capsys.readouterr().err
+
+
+def test_simulate_delta_strain_scales_delta_l_with_each_network(netdir, tmp_path):
+    out = tmp_path / "traj"
+    assert main(["simulate", str(netdir), "-o", str(out), "--max-strain", "0.004", "--delta-strain", "0.002"]) == 0
+    for name in ("a", "b"):
+        t = load_trajectory(out / f"{name}.npz")
+        lx0 = float(t.box[0, 0])
+        assert t.metadata["delta_strain"] == 0.002
+        assert t.metadata["delta_l"] == pytest.approx(0.002 * lx0, rel=1e-12)   # a: Lx0 6, b: 8
+        assert t.n_snapshots == 3                                              # 0.004 / 0.002 + 1
+        np.testing.assert_allclose(1 - t.box[:, 0] / lx0, [0.0, 0.002, 0.004], atol=1e-12)
+    assert load_trajectory(out / "a.npz").box[0, 0] != load_trajectory(out / "b.npz").box[0, 0]
+
+
+def test_simulate_bad_delta_strain(netdir, tmp_path, capsys):
+    assert main(["simulate", str(netdir), "-o", str(tmp_path / "o"), "--max-strain", "0.004",
+                 "--delta-strain", "0.01"]) == 2
+    assert "expected 0 < --delta-strain ≤ --max-strain, got 0.01" in capsys.readouterr().err

@@ -57,6 +57,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="networks (spread over nu_linear) to draw ν vs strain, overlay and node plots for "
                              "(default 3)")
     parser.add_argument("--history", type=int, default=None, help="h for MODEL `zero` (default 3)")
+    parser.add_argument("--box-delta-l", choices=("model", "trajectory"), default="model",
+                        help="Δl per learned step: model: the model's step in strain (its delta_l, scaled to the "
+                             "box by its box_length when it has one), trajectories at another strain per snapshot "
+                             "refused; trajectory: each trajectory's own Δl, unchecked (e.g. a model without "
+                             "box_length on larger networks simulated at its training strain per snapshot, "
+                             "`simulate --delta-strain`) (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--engine", choices=("python", "lammps"), default="python",
                         help="who takes the learned steps: the Python reference rollout (default) or "
@@ -213,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
         for p, m in metas:        # refuse a foreign protocol before any work
             with np.load(p, allow_pickle=False) as z:
                 box = z["box"]
-            trajectory_delta_l(SimpleNamespace(metadata=m, box=box, n_snapshots=len(box)), p, spec)
+            trajectory_delta_l(SimpleNamespace(metadata=m, box=box, n_snapshots=len(box)), p, spec,
+                               follow_trajectory=args.box_delta_l == "trajectory")
     except (ValueError, OSError) as exc:
         print(f"lmp-gnn evaluate: error: {exc}", file=sys.stderr)
         return 2
@@ -259,7 +266,7 @@ def _evaluate(args: argparse.Namespace, spec, files: list[Path], metas: list[tup
     bar = tqdm(files, unit="net", desc="evaluate", dynamic_ncols=True)
     for path in bar:
         traj = load_trajectory(path)
-        delta_l = trajectory_delta_l(traj, path, spec)
+        delta_l = trajectory_delta_l(traj, path, spec, follow_trajectory=args.box_delta_l == "trajectory")
         n_steps = traj.n_snapshots - 1 - start
         if args.steps is not None:
             n_steps = min(n_steps, args.steps)
@@ -315,6 +322,7 @@ def _evaluate(args: argparse.Namespace, spec, files: list[Path], metas: list[tup
 
     meta = {k: v for k, v in spec.metadata.items() if k != "hparams"}
     report = {"model": spec.label, "engine": args.engine, "model_metadata": meta, "start": start,
+              "box_delta_l": args.box_delta_l,
               "settings": {"mse_steps": args.mse_steps, "nu_steps": args.nu_steps, "strains": args.strains},
               "model_ms_per_step_mean": float(np.mean(model_ms)), "wall_time_s": time.perf_counter() - t0,
               "aggregate": agg, "networks": [_scalars(r) for r in results], "failed": failed,

@@ -71,7 +71,7 @@ def load_spec(model: str, history: int | None = None, delta_l: float | None = No
 STEP_TOLERANCE = 0.05
 
 
-def trajectory_delta_l(traj, path: Path, spec: Spec) -> float:
+def trajectory_delta_l(traj, path: Path, spec: Spec, follow_trajectory: bool = False) -> float:
     """Δl to roll out `traj` with: the trajectory's own, whose strain per snapshot must be the model's
     strain per learned step (within STEP_TOLERANCE).
 
@@ -79,14 +79,16 @@ def trajectory_delta_l(traj, path: Path, spec: Spec) -> float:
     strain (`lmp_gnn.step.rules.step_delta_l`: the model's Δl scaled by Lx(0) over its training
     boxes' length), so a trajectory of a box of another size, recorded at the same strain per
     snapshot, is rolled out with its own, larger Δl; one recorded at another strain per snapshot
-    would compare different protocols, so that is refused.
+    would compare different protocols, so that is refused, unless `follow_trajectory`: then the
+    trajectory's own Δl, unchecked (evaluate --box-delta-l trajectory: a model without box_length,
+    which steps by its fixed Δl, on larger networks simulated at its training strain per snapshot).
     """
     from lmp_gnn.step.rules import step_delta_l
 
     own = traj.metadata.get("delta_l")
     if own is None and traj.n_snapshots > 1:
         own = float(traj.box[0, 0] - traj.box[1, 0])
-    if spec.delta_l is None:
+    if spec.delta_l is None or (follow_trajectory and own is not None):
         if own is None:
             raise ValueError(f"{path}: expected metadata 'delta_l' or two snapshots to infer it, got neither; "
                              "pass --delta-l")

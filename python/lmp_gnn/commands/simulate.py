@@ -38,6 +38,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="final compressive strain along x (default 0.05)")
     parser.add_argument("--delta-l", type=float, default=2e-3,
                         help="change of the box length Lx per snapshot, LJ distance (default 2e-3)")
+    parser.add_argument("--delta-strain", type=float, default=None,
+                        help="instead of --delta-l: a fixed strain per snapshot, each network's Δl = this × its "
+                             "initial Lx (recorded as delta_l and delta_strain in the metadata); for networks of "
+                             "another size at the training data's strain per snapshot")
     parser.add_argument("--temperature", type=float, default=1e-10, help="Langevin temperature (default 1e-10)")
     parser.add_argument("--strain-rate", type=float, default=2.5e-6,
                         help="engineering strain rate per MD time unit (default 2.5e-6)")
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     skipped = len(files) - len(todo)
     params = dict(max_strain=args.max_strain, delta_l=args.delta_l, temperature=args.temperature,
                   strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp,
-                  thermostat=args.thermostat)
+                  thermostat=args.thermostat, delta_strain=args.delta_strain)
     tasks = [(str(f), str(out / f"{f.stem}.npz"), params, network_seed(args.seed, f.stem)) for f in todo]
     print(f"lmp-gnn simulate: {len(files)} networks, {skipped} already done, {len(todo)} to run "
           f"with {args.workers} worker(s) -> {out}", file=sys.stderr)
@@ -156,10 +160,12 @@ def _check_networks(files: list[Path], args) -> None:
     for f in files:
         net = Network.read_lammps_data(f)
         read_sidecar(f)
+        lx0 = float(net.box[0])
+        delta_l = args.delta_l if args.delta_strain is None else args.delta_strain * lx0
         try:
-            check_arguments(max_strain=args.max_strain, delta_l=args.delta_l, temperature=args.temperature,
+            check_arguments(max_strain=args.max_strain, delta_l=delta_l, temperature=args.temperature,
                             strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp, seed=args.seed,
-                            thermostat=args.thermostat, box_x=float(net.box[0]))
+                            thermostat=args.thermostat, box_x=lx0)
         except ValueError as exc:
             raise ValueError(f"{f}: {exc}") from None
 
@@ -172,8 +178,11 @@ def _check(args) -> None:
     from lmp_gnn.physics.md import check_arguments
 
     # the checks that depend on Lx0 run per network (_check_networks)
+    if args.delta_strain is not None and not 0.0 < args.delta_strain <= args.max_strain:
+        raise ValueError(f"expected 0 < --delta-strain ≤ --max-strain, got {args.delta_strain}")
+    delta_l = args.delta_l if args.delta_strain is None else args.delta_strain   # Lx0-free checks only
     try:
-        check_arguments(max_strain=args.max_strain, delta_l=args.delta_l, temperature=args.temperature,
+        check_arguments(max_strain=args.max_strain, delta_l=delta_l, temperature=args.temperature,
                         strain_rate=args.strain_rate, timestep=args.timestep, damp=args.damp, seed=args.seed,
                         thermostat=args.thermostat)
     except ValueError as exc:   # "expected delta_l > 0, got -0.001": name the option it came from
@@ -227,8 +236,14 @@ def _simulate_one(task) -> dict:
 
             nu_linear = linear_nu(net)
         net.info["nu_linear"] = nu_linear
+        params = dict(params)
+        delta_strain = params.pop("delta_strain", None)
+        if delta_strain is not None:      # a fixed strain per snapshot: Δl scales with this network's Lx0
+            params["delta_l"] = delta_strain * float(net.box[0])
         traj = compress(net, seed=seed, **params)
         traj.metadata["network"] = data_file.name
+        if delta_strain is not None:
+            traj.metadata["delta_strain"] = delta_strain
         save_trajectory(out_file, traj)
         strain = min(0.01, float(traj.box[0, 0] - traj.box[-1, 0]) / float(traj.box[0, 0]))
         t1 = min(traj.n_snapshots - 1, int(round(strain * traj.box[0, 0] / params["delta_l"])))

@@ -284,3 +284,31 @@ def mean_curve(curves: Sequence[Sequence[float]]) -> np.ndarray:
     for i, c in enumerate(curves):
         m[i, : len(c)] = c
     return np.nanmean(m, axis=0)
+
+
+def closer_than_baseline(results: Sequence[Mapping[str, Any]], point: str, estimator: str = "nu_est") -> dict[str, Any]:
+    """How many networks' learned ν at `point` is strictly closer to the truth than the baseline's.
+
+    Args:
+        results: `evaluate_network` results (or their scalar parts, as in evaluate's results.json).
+        point: a key of their "nu", e.g. "strain_0.049" or "steps_100".
+        estimator: "nu_est" or "nu_box".
+
+    Returns:
+        {"n": networks where truth, learned and baseline are all known at `point`, "closer": of those,
+        how many have |learned - true| < |baseline - true|, "fraction": closer / n (None if n = 0)}.
+        A network that lacks the point (a diverged or too short rollout) is not counted in n.
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"expected an estimator in {ESTIMATORS}, got {estimator!r}")
+    n = closer = 0
+    for r in results:
+        p = r["nu"].get(point)
+        if p is None:
+            continue
+        t, lv, bv = (p[w][estimator] if p[w] else None for w in ("true", "learned", "baseline"))
+        if t is None or lv is None or bv is None:
+            continue
+        n += 1
+        closer += int(abs(lv - t) < abs(bv - t))
+    return {"n": n, "closer": closer, "fraction": closer / n if n else None}

@@ -1,4 +1,4 @@
-"""The out-of-sample test bed (issue #19): any exported model beside the zero-acceleration baseline.
+"""The out-of-sample test bed: any exported model beside the zero-acceleration baseline.
 
     python benchmarks/generalization.py                      # quick tier, shipped model, runs/testbed
     python benchmarks/generalization.py --model a.pt --model b.pt --tier full --count 16
@@ -517,7 +517,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python benchmarks/generalization.py",
         description="out-of-sample test bed: models beside the zero-acceleration baseline "
         "on held-out, larger, differently tuned, out-of-range-ν, Langevin and "
-        "longer-strain compressions (issue #19)",
+        "longer-strain compressions",
     )
     p.add_argument(
         "--model",

@@ -122,6 +122,17 @@ def lmp_gnn(*argv: str, log: Path, partial_ok: bool = False) -> None:
         raise RuntimeError(f"lmp-gnn {argv[0]} failed (exit {rc}); log {log}:\n{tail}")
 
 
+OUT_ROOT: list[Path] = []  # the output folder of this run (set by main)
+
+
+def portable(settings: dict) -> dict:
+    """`settings` with the output folder written as <out>, so that a moved folder stays valid."""
+    text = json.dumps(settings)
+    for root in OUT_ROOT:
+        text = text.replace(json.dumps(str(root))[1:-1], "<out>")
+    return json.loads(text)
+
+
 def stage(folder: Path, settings: dict, work, label: str, timings: dict, redo: bool = False) -> None:
     """Run `work()` unless `folder` holds a stamp with the same settings (then reuse it).
 
@@ -129,9 +140,12 @@ def stage(folder: Path, settings: dict, work, label: str, timings: dict, redo: b
     one folder would corrupt a row), but with `redo` the folder is emptied and made again
     (evaluations: a changed model file is evaluated anew)."""
     stamp = folder / STAMP
+    settings = portable(settings)
     if stamp.exists():
         old = json.loads(stamp.read_text())
-        if old.get("settings") == settings:
+        if portable(old.get("settings", {})) == settings:
+            if old.get("settings") != settings:  # a stamp written with the absolute folder: rewrite it
+                stamp.write_text(json.dumps({**old, "settings": settings}, indent=1) + "\n")
             print(f"[testbed] {label}: cached ({folder}, {old['wall_time_s']:.0f} s when made)", flush=True)
             timings[label] = {"wall_time_s": old["wall_time_s"], "cached": True}
             return
@@ -599,6 +613,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.model = [m.resolve() for m in (args.model or [SHIPPED_MODEL])]
     args.out = args.out.resolve()
+    OUT_ROOT[:] = [args.out]
     args.networks_args = shlex.split(args.networks_args)
     args.simulate_args = shlex.split(args.simulate_args)
     if args.count < 2 or args.count_large < 1:

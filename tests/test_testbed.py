@@ -106,6 +106,12 @@ def test_testbed_tiny_end_to_end_and_cached(tmp_path, capsys):
     assert all(v["cached"] for v in again["meta"]["timings"].values())
     assert again["models"] == res["models"]
     assert "cached" in capsys.readouterr().out
+    # a moved output folder is still the same data
+    moved = tmp_path / "moved"
+    shutil.move(out, moved)
+    assert tb.main(["-o", str(moved), "--model", str(model), *TINY]) == 0
+    assert all(v["cached"] for v in json.loads((moved / "results.json").read_text())["meta"]["timings"].values())
+    shutil.move(moved, out)
     # a changed model file is evaluated again on the same data
     os.utime(model, (1.0e9, 1.0e9))
     assert tb.main(["-o", str(out), "--model", str(model), *TINY]) == 0

@@ -1,0 +1,495 @@
+"""The accuracy-cost front of fix gnn/rollout mode interleave: ν error against wall time, one run.
+
+    python benchmarks/accuracy_cost.py [-o runs/accuracy_cost] [--networks DIR] [--count 4]
+        [--md 1,3,10] [--learn 1,5,20,50] [--large] [--model MODEL.pt]
+
+For each held-out network (the LAMMPS data files in --networks DIR, made by `lmp-gnn networks`; without
+it, --count networks of N = 300 made with seed 7000 into OUT/networks; --large adds 2 of N ≈ 800, seed
+7100) every variant compresses the network along x to 5 % strain inside LAMMPS (in process), each with
+a fix gnn/rollout in mode interleave integrating the whole run:
+
+- pure MD: learn 0, i.e. the compression protocol of lmp_gnn.physics.md (velocity Verlet, viscous drag
+  m/damp, Berendsen zero pressure on y, x shrinking at the protocol's strain rate), which the fix's MD
+  equals to round-off (tests/test_fix_interleave.py). Run --md-repeats times: the repeats give the
+  timing spread and must agree exactly. The reference of every error and wall-time ratio;
+- pure leap: MD to --warmup strain (0.25 %), then learned steps only (md = the warm-up, learn = 2^30);
+- interleave: cycles of md snapshot intervals of MD (md × every MD steps) and learn learned steps, for
+  every (md, learn) of the grid;
+
+each of the last two with the learned model (default: the shipped python/lmp_gnn/data/demo_model.pt)
+and with the zero-acceleration predictor a ≡ 0 exported with the same metadata (so the learned step,
+box rule and start checks are the same; only the model call differs).
+
+A "unit" is one snapshot interval of MD (every MD steps) or one learned step: both shrink Lx by the same
+dl (the model's strain step on this box, `lmp_gnn.step.rules.step_delta_l`). Every variant is stopped at
+the same unit counts k = round(ε Lx0 / dl) for ε = 1..5 %, so all are compared at the same Lx; there the
+unwrapped positions and box are read and ν_box (box lengths) and ν_est (the paper's estimator,
+`lmp_gnn.step.rules.nu_estimator`) are taken against the run's own snapshot 0 (the relaxed network).
+Wall time is the sum of the `run` commands (the LAMMPS loop, set-up and reading positions excluded);
+ratios are against the mean of the pure-MD repeats of the same network, measured in the same process.
+
+Prints one table (rows: predictor, md, learn; columns: fraction of units that are MD, wall / pure MD,
+mean/max over networks of |Δν_est| at 1..5 %, mean |Δν_box| at 1..5 %), the comparison of the two
+predictors at equal accuracy, and writes OUT/accuracy_cost.json and OUT/accuracy_cost.png.
+With --driver-check (default on) network 0 is also compressed by lmp_gnn.physics.md.compress (the
+package's MD driver, fix nve + deform + press/berendsen) and its ν_box compared with the fix's MD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lmp_gnn.physics.md import md_steps_per_snapshot, relaxed_lammps, snapshot
+from lmp_gnn.physics.network import Network
+from lmp_gnn.step.rules import nu_estimator, step_delta_l
+
+SHIPPED = Path(__file__).resolve().parents[1] / "python" / "lmp_gnn" / "data" / "demo_model.pt"
+STRAINS = (0.01, 0.02, 0.03, 0.04, 0.05)
+LEAP_LEARN = 2**30  # "learn forever": one MD warm-up block, then learned steps only
+# the protocol of the data set (lmp_gnn.physics.md.compress defaults, thermostat viscous)
+STRAIN_RATE, TIMESTEP, DAMP = 2.5e-6, 0.05, 10.0
+
+
+@dataclass
+class Setting:
+    """How one network is compressed: the strain step and snapshot interval shared by all variants."""
+
+    dl: float  # Lx decrease per unit (a learned step or `every` MD steps)
+    every: int  # MD steps per unit, at the protocol's strain rate
+    lx0: float
+    targets: list[int]  # unit counts of the measured strains
+
+    @classmethod
+    def for_network(
+        cls, net: Network, meta: dict, strains=STRAINS, strain_rate: float = STRAIN_RATE, timestep: float = TIMESTEP
+    ) -> Setting:
+        lx0 = float(net.box[0])
+        dl = step_delta_l(float(meta["delta_l"]), meta.get("box_length"), lx0)
+        every = md_steps_per_snapshot(lx0, dl, strain_rate, timestep)
+        return cls(dl, every, lx0, [int(round(s * lx0 / dl)) for s in strains])
+
+
+@dataclass
+class Case:
+    """One compression: measurements at the target unit counts."""
+
+    strain: list[float] = field(default_factory=list)  # compressive strain 1 - Lx/Lx0 reached
+    nu_box: list[float] = field(default_factory=list)
+    nu_est: list[float] = field(default_factory=list)
+    wall_s: float = 0.0  # sum of the run commands
+    error: str | None = None  # LAMMPS error text if the run stopped
+
+
+def lammps_steps(units: int, md_units: int, learn: int, every: int) -> int:
+    """LAMMPS steps of mode interleave after `units` units: cycles of md_units·every MD steps, then
+    `learn` learned steps (one LAMMPS step each)."""
+    if learn == 0:
+        return units * every
+    cycle = md_units + learn
+    q, rem = divmod(units, cycle)
+    steps = q * (md_units * every + learn)
+    return steps + (rem * every if rem <= md_units else md_units * every + rem - md_units)
+
+
+def md_fraction(units: int, md_units: int, learn: int) -> float:
+    """Fraction of the first `units` units that are MD snapshot intervals."""
+    if learn == 0:
+        return 1.0
+    q, rem = divmod(units, md_units + learn)
+    return (q * md_units + min(rem, md_units)) / units
+
+
+def run_case(
+    net: Network,
+    model: Path,
+    setting: Setting,
+    md_units: int,
+    learn: int,
+    *,
+    damp: float = DAMP,
+    timestep: float = TIMESTEP,
+) -> Case:
+    """Relax `net` as lmp_gnn.physics.md does (minimisation, one interval of MD at zero strain), then let
+    a fix gnn/rollout in mode interleave integrate md_units·every MD steps and `learn` learned steps per
+    cycle, stopping at each of setting.targets to read the unwrapped positions."""
+    every = setting.every
+    lmp = relaxed_lammps(
+        net,
+        timestep=timestep,
+        temperature=1e-10,
+        damp=damp,
+        seed=0,
+        thermostat="viscous",
+        minimize=True,
+        relax_steps=every,
+    )
+    case = Case()
+    try:
+        # the interleave fix replaces nve, press/berendsen (its defaults: pdamp 1, modulus 1) and deform;
+        # the viscous drag stays a force fix, enforce2d stays last
+        for fix in ("press", "integrate", "planar"):
+            lmp.command(f"unfix {fix}")
+        lmp.command("reset_timestep 0")
+        lmp.command(
+            f"fix il all gnn/rollout {model} mode interleave md {md_units * every} learn {learn} "
+            f"every {every} mdsteps {every} dl {setting.dl:.17g}"
+        )
+        lmp.command("fix planar all enforce2d")
+        r0, box0 = snapshot(lmp, net.n_nodes)
+        done = 0
+        for i, k in enumerate(setting.targets):
+            steps = lammps_steps(k, md_units, learn, every) - done
+            t0 = time.perf_counter()
+            lmp.command(f"run {steps} pre {'yes' if i == 0 else 'no'} post no")
+            case.wall_s += time.perf_counter() - t0
+            done += steps
+            r, box = snapshot(lmp, net.n_nodes)
+            eps = 1.0 - box[0] / box0[0]
+            case.strain.append(float(eps))
+            case.nu_box.append(float((box[1] / box0[1] - 1.0) / eps))
+            case.nu_est.append(nu_estimator(r0, r, box0, box))
+    except Exception as exc:  # a fix ERROR (e.g. accelerations too large): record it, keep going
+        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+        case.error = next((ln for ln in lines if "ERROR" in ln), lines[0] if lines else type(exc).__name__)
+    finally:
+        lmp.close()
+    return case
+
+
+def zero_model(model: Path, out: Path) -> Path:
+    """The zero-acceleration predictor as an exported model with `model`'s metadata (box_length
+    included, so dl and the start checks are the same); no weights, hence no weights_crc32."""
+    import torch
+
+    from lmp_gnn.learning.export import quiet_jit
+    from lmp_gnn.step.metadata import METADATA_KEYS
+
+    class Zero(torch.nn.Module):
+        def forward(
+            self, node_features: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor
+        ) -> torch.Tensor:
+            return torch.zeros(node_features.shape[0], 2, dtype=node_features.dtype)
+
+    extra = {k: "" for k in METADATA_KEYS}
+    with quiet_jit():
+        torch.jit.load(str(model), _extra_files=extra)
+        meta = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items()}
+        meta = {k: v for k, v in meta.items() if v and k != "weights_crc32"}
+        torch.jit.save(torch.jit.script(Zero()), str(out), _extra_files={k: v.encode() for k, v in meta.items()})
+    return out
+
+
+def make_networks(out: Path, count: int, nodes: int, seed: int) -> list[Path]:
+    """`lmp-gnn networks` (resumes if already there): ν spread over its default range."""
+    if count > 0:
+        cmd = [
+            "lmp-gnn",
+            "networks",
+            "-o",
+            str(out),
+            "--count",
+            str(count),
+            "--nodes",
+            str(nodes),
+            "--seed",
+            str(seed),
+            "--workers",
+            "1",
+        ]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return sorted(out.glob("net_*.data"))[:count]
+
+
+def pure_variants(grid_md: list[int], grid_learn: list[int], warm_units: int) -> list[tuple[int, int]]:
+    """(md units, learn) of the learned variants: the grid, then pure leap."""
+    return [(m, n) for m in grid_md for n in grid_learn] + [(warm_units, LEAP_LEARN)]
+
+
+def network_result(
+    net: Network,
+    models: dict[str, Path],
+    meta: dict,
+    grid: list[tuple[int, int]],
+    *,
+    md_repeats: int,
+    warmup: float,
+    strains=STRAINS,
+    strain_rate: float = STRAIN_RATE,
+    log=print,
+) -> dict:
+    """All variants on one network: {"setting", "md": [Case...], "runs": {(pred, md, learn): Case}}."""
+    setting = Setting.for_network(net, meta, strains, strain_rate)
+    warm = max(int(meta["history"]) + 1, int(round(warmup * setting.lx0 / setting.dl)))
+    any_model = next(iter(models.values()))  # learn 0: the model is never called
+    md = [run_case(net, any_model, setting, 1, 0) for _ in range(md_repeats)]
+    log(
+        f"  pure MD: {', '.join(f'{c.wall_s:.2f}' for c in md)} s (every {setting.every}, dl {setting.dl:.6g}, "
+        f"{setting.targets[-1]} units)"
+    )
+    runs = {}
+    for name, path in models.items():
+        for m, n in grid:
+            m = warm if n == LEAP_LEARN else m
+            runs[(name, m, n)] = run_case(net, path, setting, m, n)
+    return {"setting": setting, "warm_units": warm, "md": md, "runs": runs}
+
+
+def errors(case: Case, ref: Case, key: str) -> np.ndarray:
+    if case.error is not None or len(getattr(case, key)) != len(getattr(ref, key)):
+        return np.full(len(getattr(ref, key)), np.nan)
+    return np.abs(np.array(getattr(case, key)) - np.array(getattr(ref, key)))
+
+
+def summarise(results: list[dict], models: list[str], grid: list[tuple[int, int]]) -> list[dict]:
+    """Rows of the table: pure MD, then per predictor the grid and pure leap, aggregated over networks.
+
+    A row with a failed run (a fix ERROR) keeps its errors NaN, and its wall ratio too (a run that
+    stopped early is not cheaper); "reached" is the largest measured strain every network got past."""
+    rows = []
+
+    def row(label, pred, md_units, learn, cases, md_fracs):
+        ratios, est, box = [], [], []
+        for res, case in zip(results, cases, strict=True):
+            ref = res["md"][0]
+            ratios.append(case.wall_s / np.mean([c.wall_s for c in res["md"]]))
+            est.append(errors(case, ref, "nu_est"))
+            box.append(errors(case, ref, "nu_box"))
+        est_a, box_a = np.array(est), np.array(box)
+        failed = [c.error for c in cases if c.error]
+        reached = min(len(c.strain) for c in cases)
+        rows.append(
+            {
+                "label": label,
+                "predictor": pred,
+                "md": md_units,
+                "learn": learn,
+                "md_fraction": float(np.mean(md_fracs)),
+                "wall_ratio": float(np.mean(ratios)) if not failed else float("nan"),
+                "wall_ratios": [float(x) for x in ratios],
+                "nu_est_err_mean": est_a.mean(axis=0).tolist(),
+                "nu_est_err_max": est_a.max(axis=0).tolist(),
+                "nu_box_err_mean": box_a.mean(axis=0).tolist(),
+                "failed": failed,
+                "reached_strain": float(min(c.strain[reached - 1] for c in cases)) if reached else 0.0,
+            }
+        )
+
+    # pure MD: the last repeat against the first (0 if the MD is deterministic)
+    row("pure MD", "-", "-", 0, [res["md"][-1] for res in results], [1.0] * len(results))
+    for pred in models:
+        for m, n in grid:
+            leap = n == LEAP_LEARN
+            cases = [res["runs"][(pred, res["warm_units"] if leap else m, n)] for res in results]
+            fracs = [md_fraction(res["setting"].targets[-1], res["warm_units"] if leap else m, n) for res in results]
+            row("pure leap" if leap else "interleave", pred, "warm" if leap else m, "inf" if leap else n, cases, fracs)
+    return rows
+
+
+def table(rows: list[dict], strains=STRAINS) -> str:
+    pct = [f"{100 * s:g}%" for s in strains]
+    head = (
+        f"{'run':<11} {'predictor':<9} {'md':>4} {'learn':>5} {'MD frac':>7} {'wall/MD':>8} | "
+        + " ".join(f"{'est ' + p + ' mean/max':>17}" for p in pct)
+        + " | "
+        + " ".join(f"{'box ' + p:>8}" for p in pct)
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        est = " ".join(f"{a:>8.4f}/{b:<8.4f}" for a, b in zip(r["nu_est_err_mean"], r["nu_est_err_max"], strict=True))
+        box = " ".join(f"{b:>8.4f}" for b in r["nu_box_err_mean"])
+        n_failed = len(r["failed"])
+        note = (
+            f"  FAILED on {n_failed}/{len(r['wall_ratios'])}, all past {100 * r['reached_strain']:.2g} %: "
+            + r["failed"][0].split(" (src/")[0]
+            if n_failed
+            else ""
+        )
+        lines.append(
+            f"{r['label']:<11} {r['predictor']:<9} {r['md']!s:>4} {r['learn']!s:>5} "
+            f"{r['md_fraction']:>7.3f} {r['wall_ratio']:>8.3f} | {est} | {box}{note}"
+        )
+    return "\n".join(lines)
+
+
+METRICS = {
+    "mean |Δν_est| at 5 %": lambda r: r["nu_est_err_mean"][-1],
+    "max over strains of mean |Δν_est|": lambda r: max(r["nu_est_err_mean"]),
+}
+
+
+def front(rows: list[dict], pred: str, metric, resolution: float = 0.0) -> list[tuple[float, float, dict]]:
+    """(wall ratio, error, row) of `pred`'s finished runs that no cheaper run of it beats in error; errors
+    rounded up to `resolution` (differences below it are not counted as more accurate)."""
+
+    def err(r):
+        e = metric(r)
+        return float(np.ceil(e / resolution - 1e-9) * resolution) if resolution > 0 else e
+
+    pts = [(r["wall_ratio"], err(r), r) for r in rows if r["predictor"] == pred and np.isfinite(metric(r))]
+    pts = [p for p in pts if np.isfinite(p[0])]
+    out: list[tuple[float, float, dict]] = []
+    for w, e, r in sorted(pts, key=lambda p: (p[0], p[1])):
+        if not out or e < out[-1][1]:
+            out.append((w, e, r))
+    return out
+
+
+def compare(rows: list[dict], learned: str, zero: str, resolution: float = 1e-3) -> list[str]:
+    """For each point of the learned front: the cheapest zero-acceleration run at least as accurate (errors
+    rounded up to `resolution`); pure MD (wall 1, error 0) is always available."""
+    lines = []
+    for name, metric in METRICS.items():
+        zf = front(rows, zero, metric, resolution)
+        wins, losses = [], []
+        for w, e, r in front(rows, learned, metric, resolution):
+            zw = min([zw for zw, ze, _ in zf if ze <= e] + [1.0])
+            text = f"md {r['md']} learn {r['learn']}: error ≤ {e:.3f} at wall {w:.3f}, zero at wall {zw:.3f}"
+            (wins if w < zw else losses).append(text)
+        lines.append(
+            f"{name} (to {resolution:g}): learned cheaper than zero at equal accuracy at {len(wins)} of "
+            f"{len(wins) + len(losses)} points of its front"
+            + (": " + "; ".join(wins) if wins else "")
+            + (" | not: " + "; ".join(losses) if losses else "")
+        )
+    return lines
+
+
+def plot(rows: list[dict], path: Path, preds: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    for ax, (name, metric) in zip(axes, METRICS.items(), strict=True):
+        for pred, colour in zip(preds, ("C0", "C3"), strict=False):
+            pts = [(r["wall_ratio"], metric(r)) for r in rows if r["predictor"] == pred]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", color=colour, alpha=0.35)  # failed: NaN, not drawn
+            fr = front(rows, pred, metric)
+            ax.plot([p[0] for p in fr], [p[1] for p in fr], "-o", color=colour, label=f"{pred} (front)")
+        ax.plot([1.0], [0.0], "ks", label="pure MD")
+        ax.set_xscale("log")
+        ax.set_xlabel("wall time / pure MD")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("fix gnn/rollout mode interleave: accuracy vs cost (benchmarks/accuracy_cost.py)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def driver_check(net: Network, res: dict) -> dict:
+    """ν_box of lmp_gnn.physics.md.compress (fix nve + deform + press/berendsen, Δl 2e-3) at the strains
+    the fix's pure MD reached, against the fix's pure MD."""
+    from lmp_gnn.physics.md import compress
+    from lmp_gnn.physics.poisson import box_poisson
+
+    t0 = time.perf_counter()
+    traj = compress(net, thermostat="viscous", max_strain=0.05, damp=DAMP, strain_rate=STRAIN_RATE)
+    wall = time.perf_counter() - t0
+    md = res["md"][0]
+    nu = [box_poisson(traj, min(s, float(1 - traj.box[-1, 0] / traj.box[0, 0]))) for s in md.strain]
+    return {
+        "strain": md.strain,
+        "nu_box_driver": nu,
+        "nu_box_fix": md.nu_box,
+        "max_abs_diff": float(np.max(np.abs(np.array(nu) - np.array(md.nu_box)))),
+        "driver_wall_s": wall,
+    }
+
+
+def parse_ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-o", "--out", type=Path, default=Path("runs/accuracy_cost"))
+    ap.add_argument("--networks", type=Path, help="directory of LAMMPS data files (default: make --count)")
+    ap.add_argument("--count", type=int, default=4, help="networks (default %(default)s)")
+    ap.add_argument("--large", action="store_true", help="add 2 networks of N ≈ 800 (seed 7100)")
+    ap.add_argument("--model", type=Path, default=SHIPPED, help="exported model (default: the shipped one)")
+    ap.add_argument("--md", type=parse_ints, default=[1, 3, 4, 10], help="MD snapshot intervals per cycle")
+    ap.add_argument("--learn", type=parse_ints, default=[1, 5, 20, 50, 200], help="learned steps per cycle")
+    ap.add_argument("--warmup", type=float, default=0.0025, help="MD strain before pure leap (default 0.25 %%)")
+    ap.add_argument("--md-repeats", type=int, default=2, help="pure-MD runs per network (timing, determinism)")
+    ap.add_argument("--no-driver-check", dest="driver_check", action="store_false")
+    ap.add_argument("--resolution", type=float, default=1e-3, help="ν error counted as equal below this")
+    args = ap.parse_args(argv)
+
+    from lmp_gnn.learning.export import load_exported
+
+    t_start = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    _, meta = load_exported(args.model)
+    models = {"learned": args.model, "zero": zero_model(args.model, args.out / "zero_model.pt")}
+    if args.networks:
+        paths = sorted(args.networks.glob("*.data"))[: args.count]
+    else:
+        paths = make_networks(args.out / "networks", args.count, 300, 7000)
+    if args.large:
+        paths += make_networks(args.out / "networks_large", 2, 800, 7100)
+    if not paths:
+        raise SystemExit(f"no networks (*.data) found in {args.networks}")
+    grid = pure_variants(args.md, args.learn, 0)
+    print(f"{len(paths)} networks, {len(grid)} variants x {len(models)} predictors + {args.md_repeats} pure MD each")
+
+    results, checks = [], None
+    for i, path in enumerate(paths):
+        net = Network.read_lammps_data(path)
+        t0 = time.perf_counter()
+        print(f"{path.name}: N = {net.n_nodes}, Lx0 = {net.box[0]:.4f}", flush=True)
+        res = network_result(net, models, meta, grid, md_repeats=args.md_repeats, warmup=args.warmup)
+        results.append(res)
+        print(f"  all variants {time.perf_counter() - t0:.1f} s", flush=True)
+        if i == 0 and args.driver_check:
+            checks = driver_check(net, res)
+            print(f"  driver check: max |ν_box(compress) - ν_box(fix MD)| = {checks['max_abs_diff']:.2e}")
+
+    rows = summarise(results, list(models), grid)
+    text = table(rows)
+    verdict = compare(rows, "learned", "zero", args.resolution)
+    # the timing noise: how far a pure-MD repeat is from the mean of its network's repeats
+    spread = max(abs(c.wall_s / np.mean([m.wall_s for m in r["md"]]) - 1) for r in results for c in r["md"])
+    verdict.append(f"pure-MD repeats are within {100 * spread:.1f} % of their mean (timing noise)")
+    print()
+    print(text)
+    print()
+    print("\n".join(verdict))
+    plot(rows, args.out / "accuracy_cost.png", list(models))
+    total = time.perf_counter() - t_start
+    record = {
+        "command": " ".join(sys.argv),
+        "model": str(args.model),
+        "networks": [str(p) for p in paths],
+        "strains": list(STRAINS),
+        "rows": rows,
+        "verdict": verdict,
+        "driver_check": checks,
+        "wall_time_s": total,
+        "per_network": [
+            {
+                "setting": asdict(r["setting"]),
+                "warm_units": r["warm_units"],
+                "md": [asdict(c) for c in r["md"]],
+                "runs": [{"predictor": k[0], "md": k[1], "learn": k[2], **asdict(c)} for k, c in r["runs"].items()],
+            }
+            for r in results
+        ],
+    }
+    (args.out / "accuracy_cost.json").write_text(json.dumps(record, indent=1, default=float))
+    print(f"\nwrote {args.out / 'accuracy_cost.json'} and accuracy_cost.png; total {total:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -88,4 +88,4 @@ def test_md_interleave_leap(ac, setup):
     assert all(r["wall_ratio"] > 0 for r in rows)
     assert rows[1]["md_fraction"] == pytest.approx(ac.md_fraction(setting.targets[-1], 2, 3))
     assert rows[2]["md_fraction"] == pytest.approx(4 / setting.targets[-1])
-    assert "pure leap" in ac.table(rows, STRAINS)
+    assert "pure leap" in ac.table(rows, STRAINS, STRAINS)

@@ -356,7 +356,7 @@ def compare(rows: list[dict], learned: str, zero: str, resolution: float = 1e-3)
         wins, losses = [], []
         for w, e, r in front(rows, learned, metric, resolution):
             zw = min([zw for zw, ze, _ in zf if ze <= e] + [1.0])
-            text = f"md {r['md']} learn {r['learn']}: error ≤ {e:.3f} at wall {w:.3f}, zero at wall {zw:.3f}"
+            text = f"md {r['md']} learn {r['learn']}: error ≤ {e:.3g} at wall {w:.3f}, zero at wall {zw:.3f}"
             (wins if w < zw else losses).append(text)
         lines.append(
             f"{name} (to {resolution:g}): learned cheaper than zero at equal accuracy at {len(wins)} of "

@@ -89,12 +89,10 @@ void FixGNNRolloutLeap::leap_step(bool nonaffine)
   last_eps = LMPGNN::free_strain_from_fits(LMPGNN::free_axis_strain_from_sums(sums[0], sums[1]),
                                            LMPGNN::free_axis_strain_from_sums(sums[2], sums[3]),
                                            -delta_l / prd[driven]);
-  double newbox[2], strain[2] = {0.0, 0.0}, ctr[2];
+  double newbox[2], strain[2] = {0.0, 0.0};
   LMPGNN::box_rule(prd, driven, delta_l, last_eps, newbox);
-  for (int d = 0; d < 2; d++) {
-    ctr[d] = 0.5 * (domain->boxlo[d] + domain->boxhi[d]);
+  for (int d = 0; d < 2; d++)
     if (nonaffine) strain[d] = LMPGNN::box_strain(prd[d], newbox[d]);
-  }
   const double md_time = mdsteps * update->dt;
   for (int k = 0; k < nown; k++) {
     const int i = node_atom[k];
@@ -104,7 +102,7 @@ void FixGNNRolloutLeap::leap_step(bool nonaffine)
     LMPGNN::advance(history, &state[i][C_HIST], x[i], a, u);
     set_accel(i, a);
     for (int d = 0; d < 2; d++)
-      v[i][d] = LMPGNN::hand_over_velocity(u[d], rold[d], ctr[d], strain[d], md_time);
+      v[i][d] = LMPGNN::hand_over_velocity(u[d], rold[d], centre[d], strain[d], md_time);
     v[i][2] = 0.0;
   }
 

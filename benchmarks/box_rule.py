@@ -8,8 +8,8 @@ snapshot `--start`, so any difference from the true box is the rule's own error,
 every rollout's box ν (learned or baseline). Rules:
 
 - affine fit of the free axis: eps = Σ u_y y / Σ y² per step (the box rule before the ratio);
-- ratio (the box rule of lmp_gnn.step.rollout and fix gnn/rollout, `rules.free_strain_from_fits`,
-  here without its band): the same fit on both axes, the free strain = driven box strain ×
+- ratio (the box rule of lmp_gnn.step.rollout and fix gnn/rollout, `rules.free_strain_from_fits`):
+  the same fit on both axes, the free strain = driven box strain ×
   fit_y / fit_x (what the paper's ν_est does in one shot: position-based strains on both axes, so
   a bias common to both cancels);
 - zero stress (a check of the truth, not a rule): the y length at which the harmonic bonds
@@ -29,7 +29,7 @@ import torch
 
 from lmp_gnn.evaluation.analysis import r2_score
 from lmp_gnn.physics.trajectory import load_trajectory
-from lmp_gnn.step.rules import free_axis_strain
+from lmp_gnn.step.rules import free_axis_strain, free_strain_from_fits
 
 
 def zero_stress_length(pos: np.ndarray, box: np.ndarray, bonds: np.ndarray, rest: np.ndarray) -> float:
@@ -74,7 +74,7 @@ def main() -> None:
             for rule in rules[:2]:
                 fy = float(free_axis_strain(pos, u, 1))
                 if rule == rules[1]:
-                    fy *= (box[t + 1, 0] / box[t, 0] - 1.0) / float(free_axis_strain(pos, u, 0))
+                    fy = free_strain_from_fits(fy, float(free_axis_strain(pos, u, 0)), box[t + 1, 0] / box[t, 0] - 1.0)
                 ly[rule].append(ly[rule][-1] * (1.0 + fy))
 
         def nu(length: float, t: int) -> float:

@@ -76,7 +76,7 @@ def roll(model, traj, start: int, history: int, delta_l: float, dtype: torch.dty
             true0, true1 = torch.from_numpy(traj.positions[t]), torch.from_numpy(traj.positions[t + 1])
             eps = rules.free_axis_strain(r0, r - r0, FREE_AXIS)
             eps_md = rules.free_axis_strain(true0, true1 - true0, FREE_AXIS)
-            r[:, FREE_AXIS] += (eps_md - eps) * features.minimum_image(r0[:, FREE_AXIS], L0[FREE_AXIS])
+            r[:, FREE_AXIS] += (eps_md - eps) * r0[:, FREE_AXIS]      # unwrapped, as the fit measures it
             L[FREE_AXIS] = L0[FREE_AXIS] * (1.0 + eps_md)
         positions.append(r.numpy())
         box.append(L.numpy())

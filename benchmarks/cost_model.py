@@ -93,11 +93,10 @@ def flops_by_module(eager: torch.nn.Module, nf, ei, ef) -> dict[str, float]:
     return out
 
 
-def eager_twin(meta_path: Path) -> torch.nn.Module:
-    """The GNNSimulator the exported file was made from (its hyper-parameters), with its weights."""
+def eager_twin(scripted: torch.nn.Module, meta: dict) -> torch.nn.Module:
+    """The GNNSimulator an exported model was made from (its hyper-parameters), with its weights."""
     from lmp_gnn.learning.model import GNNSimulator, ModelConfig
 
-    scripted, meta = load_exported(meta_path)
     model = GNNSimulator(ModelConfig.from_dict(meta["hparams"]["model"])).float().eval()
     model.load_state_dict(scripted.state_dict())
     return model
@@ -110,9 +109,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=0.5, help="timing budget per measurement")
     p.add_argument("--model", type=Path, default=SHIPPED, help="exported model (default: the shipped one)")
     args = p.parse_args()
-    scripted, _ = load_exported(args.model)
+    scripted, meta = load_exported(args.model)
     scripted.eval()
-    eager = eager_twin(args.model)
+    eager = eager_twin(scripted, meta)
     for n in args.sizes:
         nf, ei, ef = graph(n)
         nodes, edges = nf.shape[0], ei.shape[1]

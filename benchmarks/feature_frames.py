@@ -39,7 +39,7 @@ from lmp_gnn.learning.dataset import quiet_snapshots
 from lmp_gnn.learning.model import MLP, GNNSimulator, ModelConfig
 from lmp_gnn.physics.trajectory import load_trajectory
 from lmp_gnn.step import features as F
-from lmp_gnn.step.rules import nu_estimator
+from lmp_gnn.step.rules import free_axis_strain, free_strain_from_fits, nu_estimator
 
 H = 3
 
@@ -190,9 +190,10 @@ def roll(model, version, tr, start, n):
                 s = torch.stack([-tr.delta_l / L[0], s_free])
                 u = s * R + x_new
             else:
-                u = x_new
-                y = R[:, 1]
-                s = torch.stack([-tr.delta_l / L[0], (u[:, 1] * y).sum() / (y * y).sum()])
+                u = x_new  # the box rule of lmp_gnn.step.rollout
+                driven = -tr.delta_l / float(L[0])
+                free = free_strain_from_fits(free_axis_strain(R, u, 1), free_axis_strain(R, u, 0), driven)
+                s = torch.stack([torch.as_tensor(driven, dtype=R.dtype), torch.as_tensor(free, dtype=R.dtype)])
             R = R + u
             L = L * (1 + s)
             X = torch.cat([x_new[None], X[:-1]])

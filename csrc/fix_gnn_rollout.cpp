@@ -92,6 +92,8 @@ int FixGNNRollout::mode_of_args(int narg, char **arg)
         found = SHADOW;
       else if (strcmp(value, "interleave") == 0)
         found = INTERLEAVE;
+      else if (strcmp(value, "adaptive") == 0)
+        found = ADAPTIVE;
       else
         found = LEAP;
     }
@@ -104,8 +106,8 @@ int FixGNNRollout::mode_of_args(int narg, char **arg)
 
 const char *FixGNNRollout::mode_name(int m)
 {
-  static const char *names[] = {"leap", "shadow", "interleave"};
-  return names[std::clamp(m, 0, 2)];
+  static const char *names[] = {"leap", "shadow", "interleave", "adaptive"};
+  return names[std::clamp(m, 0, 3)];
 }
 
 /* ---------------------------------------------------------------------- */
@@ -113,7 +115,7 @@ const char *FixGNNRollout::mode_name(int m)
 FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
     Fix(lmp, narg, arg), mode(mode_), init_style(INIT_VELOCITY), nthreads(1), driven(0),
     freeaxis(1), boxflag(1), history(0), nhist(0), layers(0), mdsteps(-1.0), delta_l(0.0), dl_keyword(0),
-    every(0), units_any(false), warned(0), md_block(0), learn_block(0), pdamp(1.0), modulus(1.0), state(nullptr), ncols(0),
+    every(0), units_any(false), warned(0), md_block(0), learn_block(0), pdamp(1.0), modulus(1.0), tol(-1.0), state(nullptr), ncols(0),
     accel_out(nullptr), comm_cols{}, ncomm_cols(0), callbacks_added(false), hist_ready(0),
     nsteps_taken(0), nsnap(0), last_snap_step(-1), last_eps(0.0), last_model_ms(0.0),
     last_step_ms(0.0), sum_model_ms(0.0), nmodel_calls(0), last_force_rms(0.0)
@@ -139,9 +141,12 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
         parsed_mode = SHADOW;
       else if (strcmp(arg[iarg + 1], "interleave") == 0)
         parsed_mode = INTERLEAVE;
+      else if (strcmp(arg[iarg + 1], "adaptive") == 0)
+        parsed_mode = ADAPTIVE;
       else
         error->all(FLERR, iarg + 1,
-                   "Fix gnn/rollout mode {} is not supported: expected leap, shadow or interleave",
+                   "Fix gnn/rollout mode {} is not supported: expected leap, shadow, interleave "
+                   "or adaptive",
                    arg[iarg + 1]);
       iarg += 2;
     } else if (strcmp(arg[iarg], "init") == 0) {
@@ -196,6 +201,15 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
         error->all(FLERR, iarg + 1, "Fix gnn/rollout {} must be > 0, got {}", arg[iarg],
                    arg[iarg + 1]);
       (arg[iarg][0] == 'p' ? pdamp : modulus) = value;
+      iarg += 2;
+    } else if (strcmp(arg[iarg], "tol") == 0) {
+      if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout tol", error);
+      tol = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
+      if (!(tol > 0.0) || !std::isfinite(tol))
+        error->all(FLERR, iarg + 1,
+                   "Fix gnn/rollout tol: expected the largest RMS net bond force a learned step "
+                   "may start from, a finite number > 0, got {}",
+                   arg[iarg + 1]);
       iarg += 2;
     } else if (strcmp(arg[iarg], "dl") == 0) {
       if (iarg + 2 > narg) utils::missing_cmd_args(FLERR, "fix gnn/rollout dl", error);
@@ -259,6 +273,11 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
   if (parsed_mode != mode)
     error->all(FLERR, "Fix gnn/rollout: created as mode {}, but the command asks for mode {}",
                mode_name(mode), mode_name(parsed_mode));
+  if (mode == ADAPTIVE && !(tol > 0.0))
+    error->all(FLERR, "Fix gnn/rollout mode adaptive needs the keyword tol");
+  if (mode != ADAPTIVE && tol > 0.0)
+    error->all(FLERR, "Fix gnn/rollout tol is a keyword of mode adaptive, not of mode {}",
+               mode_name(mode));
 
   if (atom->molecular != Atom::MOLECULAR || !atom->num_bond)
     error->all(FLERR,
@@ -294,7 +313,7 @@ FixGNNRollout::FixGNNRollout(LAMMPS *lmp, int narg, char **arg, int mode_) :
   restart_global = 1;
   restart_peratom = 1;
   vector_flag = 1;
-  size_vector = 13;
+  size_vector = 15;
   global_freq = 1;
   extvector = 0;
   peratom_flag = 1;
@@ -431,7 +450,8 @@ void FixGNNRollout::setup(int /*vflag*/)
    call, ms of the last whole learned step, last free-axis strain increment eps,
    directed edges of the group graph (ms on MPI rank 0); f_ID[11] snapshots recorded;
    f_ID[13] RMS net bond force of the state the last model call saw;
-   the modes' own outputs (f_ID[7..10] shadow, f_ID[12] interleave) from mode_vector()
+   the modes' own outputs (f_ID[7..10] shadow, f_ID[12, 14, 15] interleave and adaptive) from
+   mode_vector()
 ------------------------------------------------------------------------- */
 
 double FixGNNRollout::compute_vector(int n)

@@ -10,7 +10,9 @@
 
      FixGNNRolloutLeap        fix_gnn_rollout_leap.h        mode leap: one step = one learned step
      FixGNNRolloutShadow      fix_gnn_rollout_shadow.h      mode shadow: follows true MD
-     FixGNNRolloutInterleave  fix_gnn_rollout_interleave.h  mode interleave: MD and learned blocks
+     FixGNNRolloutInterleave  fix_gnn_rollout_interleave.h  modes interleave and adaptive: MD and
+                                                            learned blocks (adaptive: of a length
+                                                            set by the live error signal)
 
    This base class holds what the modes share: keyword parsing, model loading, the graph of the
    rank (GNNBondGraph, gnn_bond_graph.h), the model call (model_accel), the global outputs, the
@@ -25,6 +27,7 @@
 
 #include "fix.h"
 
+#include <cmath>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -41,7 +44,7 @@ class GNNBondGraph;
 
 class FixGNNRollout : public Fix {
  public:
-  enum { LEAP, SHADOW, INTERLEAVE };
+  enum { LEAP, SHADOW, INTERLEAVE, ADAPTIVE };
   // the mode a `fix ID group gnn/rollout ...` command asks for, to pick the class; LEAP when
   // the arguments do not say (the constructor then reports whatever is wrong with them)
   static int mode_of_args(int narg, char **arg);
@@ -98,6 +101,8 @@ class FixGNNRollout : public Fix {
   int warned;                // start checks that have warned (bits of CHECK_*), each warns once
   bigint md_block, learn_block;    // keywords md and learn (mode interleave)
   double pdamp, modulus;           // keywords pdamp and modulus (mode interleave)
+  double tol;                      // keyword tol (mode adaptive): the largest signal a learned
+                                   // step may start from (f_ID[13], force units)
 
   // per-atom state, one row per atom, follows the atoms through exchange and restart:
   // [C_ACCEL] ax ay (distance per learned step^2), [C_HIST] v(t), v(t-1), ... newest first
@@ -130,15 +135,17 @@ class FixGNNRollout : public Fix {
     state[i][C_ACCEL] = accel_out[i][0] = a[0];
     state[i][C_ACCEL + 1] = accel_out[i][1] = a[1];
   }
-  void model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2],
-                   const char *kept);
+  // false, with no model call, when the state's signal (last_force_rms) is above max_signal
+  bool model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2],
+                   const char *kept, double max_signal = INFINITY);
   double step_limit(std::string &what) const;
   void unwrapped(int i, double *r) const;
   void init_history();
   void check_history();
   // the restart-persistent members of this class, bound by name (gnn_restart_record.h)
   virtual void bind_restart(LMPGNN::RestartRecord &);
-  // f_ID[n + 1] for the outputs of one mode (7-10: shadow, 12: interleave); 0 by default
+  // f_ID[n + 1] for the outputs of one mode (7-10: shadow, 12, 14, 15: interleave and adaptive);
+  // 0 by default
   virtual double mode_vector(int /*n*/) { return 0.0; }
 
  private:

@@ -25,25 +25,34 @@ using namespace FixConst;
 /* ---------------------------------------------------------------------- */
 
 FixGNNRolloutInterleave::FixGNNRolloutInterleave(LAMMPS *lmp, int narg, char **arg) :
-    FixGNNRolloutLeap(lmp, narg, arg, INTERLEAVE), c_prev(0), temperature(nullptr),
-    pressure(nullptr), cycle_pos(0), nmd_taken(0), learned_now(false)
+    FixGNNRolloutLeap(lmp, narg, arg, mode_of_args(narg, arg)), c_prev(0), temperature(nullptr),
+    pressure(nullptr), cycle_pos(0), nmd_taken(0), learned_now(false), block_len(learn_block),
+    block_signal(0.0)
 {
   if (every <= 0) every = std::max(1L, std::lround(mdsteps));
   if (md_block <= 0 || md_block % every)
     error->all(FLERR,
-               "Fix gnn/rollout mode interleave needs md N with N > 0 a multiple of every ({}), "
-               "got md {}",
-               every, md_block);
+               "Fix gnn/rollout mode {} needs md N with N > 0 a multiple of every ({}), got md {}",
+               mode_name(mode), every, md_block);
+  if (mode == ADAPTIVE && learn_block <= 0)
+    error->all(FLERR,
+               "Fix gnn/rollout mode adaptive needs learn M with M > 0, the longest learned block");
   if (!boxflag)
-    error->all(FLERR, "Fix gnn/rollout mode interleave drives the box; box no is not allowed");
+    error->all(FLERR, "Fix gnn/rollout mode {} drives the box; box no is not allowed",
+               mode_name(mode));
   c_prev = C_HIST + nhist;
   // the free axis' pressure, as fix press/berendsen measures it
   id_temp = std::string(id) + "_temp";
   id_press = std::string(id) + "_press";
   modify->add_compute(fmt::format("{} all temp", id_temp));
   modify->add_compute(fmt::format("{} all pressure {}", id_press, id_temp));
-  setup_state(2, fmt::format(", cycles of {} MD steps (snapshot every {}) and {} learned steps",
-                             md_block, every, learn_block));
+  setup_state(2, mode == ADAPTIVE
+                     ? fmt::format(", cycles of {} MD steps (snapshot every {}) and up to {} "
+                                   "learned steps, while the signal is at most {}",
+                                   md_block, every, learn_block, tol)
+                     : fmt::format(", cycles of {} MD steps (snapshot every {}) and {} learned "
+                                   "steps",
+                                   md_block, every, learn_block));
 }
 
 FixGNNRolloutInterleave::~FixGNNRolloutInterleave()
@@ -82,12 +91,23 @@ void FixGNNRolloutInterleave::bind_restart(LMPGNN::RestartRecord &record)
   record.field("last_snapshot_step", last_snap_step);
   record.field("cycle_position", cycle_pos);
   record.field("md_steps_taken", nmd_taken);
+  if (mode == ADAPTIVE) {
+    record.field("learned_block", block_len);
+    record.field("block_signal", block_signal);
+  }
 }
 
-// f_ID[12]: MD steps integrated by the fix
+// f_ID[12]: MD steps integrated by the fix; f_ID[14]: the fraction of the simulated time MD
+// integrated; f_ID[15]: learned steps of the current cycle
 double FixGNNRolloutInterleave::mode_vector(int n)
 {
-  return n == 11 ? (double) nmd_taken : 0.0;
+  if (n == 11) return (double) nmd_taken;
+  if (n == 13) {
+    const double md = (double) nmd_taken, learned = (double) nsteps_taken * mdsteps;
+    return md + learned > 0.0 ? md / (md + learned) : 0.0;
+  }
+  if (n == 14) return (double) block_len;
+  return 0.0;
 }
 
 /* ----------------------------------------------------------------------
@@ -100,10 +120,15 @@ void FixGNNRolloutInterleave::initial_integrate(int /*vflag*/)
   if (learned_now) {
     // ghost positions after the end-of-step box remap of the block's last MD step
     if (cycle_pos == md_block) comm->forward_comm();
-    leap_step(true);
-    for (int i = 0; i < atom->nlocal; i++)    // the learned position is the last snapshot
-      if (atom->mask[i] & groupbit) unwrapped(i, &state[i][c_prev]);
-    return;
+    if (leap_step(true, mode == ADAPTIVE ? tol : INFINITY)) {
+      block_signal = std::max(block_signal, last_force_rms);
+      for (int i = 0; i < atom->nlocal; i++)    // the learned position is the last snapshot
+        if (atom->mask[i] & groupbit) unwrapped(i, &state[i][c_prev]);
+      return;
+    }
+    // mode adaptive, the signal above tol: this step starts the next cycle's MD
+    end_learned_block(true);
+    learned_now = false;
   }
   // MD: first half of velocity Verlet (as fix nve): half kick, then drift
   half_kick();
@@ -144,8 +169,43 @@ void FixGNNRolloutInterleave::end_of_step()
     nmd_taken++;
     if (pos % every == 0) snapshot();
   }
-  cycle_pos = pos % (md_block + learn_block);
+  if (pos < md_block + block_len) {
+    cycle_pos = pos;
+  } else {
+    if (mode == ADAPTIVE) end_learned_block(false);
+    cycle_pos = 0;
+  }
   pressure->addstep(update->ntimestep + 1);
+}
+
+/* ----------------------------------------------------------------------
+   mode adaptive: the end of a cycle's learned block, stopped by the signal (the
+   current step is the first MD step of the next cycle) or run to its length; the
+   next block's length, logged
+------------------------------------------------------------------------- */
+
+void FixGNNRolloutInterleave::end_learned_block(bool stopped)
+{
+  const bigint taken = stopped ? cycle_pos - md_block : block_len;
+  const bigint next = stopped ? taken / 2 : std::min(std::max<bigint>(1, 2 * block_len), learn_block);
+  if (comm->me == 0) {
+    if (stopped)
+      utils::logmesg(lmp,
+                     "fix gnn/rollout {}: step {}: signal {:.4g} > tol {:.4g} after {} of {} "
+                     "learned steps; MD takes over, next learned block {}\n",
+                     id, update->ntimestep, last_force_rms, tol, taken, block_len, next);
+    else if (block_len > 0)
+      utils::logmesg(lmp,
+                     "fix gnn/rollout {}: step {}: {} learned steps with signal <= {:.4g} "
+                     "(largest {:.4g}); next learned block {}\n",
+                     id, update->ntimestep, taken, tol, block_signal, next);
+    else
+      utils::logmesg(lmp, "fix gnn/rollout {}: step {}: an MD-only cycle; next learned block {}\n",
+                     id, update->ntimestep, next);
+  }
+  block_len = next;
+  block_signal = 0.0;
+  if (stopped) cycle_pos = 0;
 }
 
 /* ----------------------------------------------------------------------

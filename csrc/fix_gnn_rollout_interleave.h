@@ -4,6 +4,12 @@
    Berendsen zero pressure on the free axis) and learn_block learned steps (leap_step of mode
    leap, handing MD only the non-affine velocity). Every `every` MD steps a true snapshot
    R = x + n L pushes R(s) - R(s-1) onto the history a learned block starts from.
+
+   Mode adaptive is mode interleave with learned blocks of a varying length (block_len): a
+   learned step whose state's live error signal (f_ID[13]) is above tol is not taken, MD takes
+   over at once and the next block is half the steps this one took; a block that ends without
+   that doubles the next one, up to learn_block; a block of 0 steps (pure MD) is followed by one
+   of 1. Every block's end is logged.
 ------------------------------------------------------------------------- */
 
 #ifndef LMP_FIX_GNN_ROLLOUT_INTERLEAVE_H
@@ -35,7 +41,10 @@ class FixGNNRolloutInterleave : public FixGNNRolloutLeap {
   bigint cycle_pos;                 // steps into the current cycle (restart-persistent)
   bigint nmd_taken;                 // MD steps integrated (restart-persistent)
   bool learned_now;                 // this step is a learned step
+  bigint block_len;                 // learned steps of the current cycle (restart-persistent)
+  double block_signal;              // largest signal of the current learned block (restart-persistent)
 
+  void end_learned_block(bool stopped);
   void snapshot();
   void half_kick();
   void md_box_step();

@@ -50,10 +50,12 @@ void FixGNNRolloutLeap::initial_integrate(int /*vflag*/)
 }
 
 /* ----------------------------------------------------------------------
-   one learned step: features -> model -> positions, histories, velocities, box
+   one learned step: features -> model -> positions, histories, velocities, box;
+   not taken (false, nothing changed) when the live error signal of the state is above
+   max_signal
 ------------------------------------------------------------------------- */
 
-void FixGNNRolloutLeap::leap_step(bool nonaffine)
+bool FixGNNRolloutLeap::leap_step(bool nonaffine, double max_signal)
 {
   const double t0 = platform::walltime();
   const int nown = graph->nown();
@@ -64,7 +66,8 @@ void FixGNNRolloutLeap::leap_step(bool nonaffine)
   double **v = atom->v;
 
   const double box[2] = {domain->xprd, domain->yprd};
-  model_accel(x, 0, state, C_HIST, box, "positions were not updated");    // (checked a)
+  if (!model_accel(x, 0, state, C_HIST, box, "positions were not updated", max_signal))
+    return false;    // (a is checked)
 
   // displacements u = v(t) + a(t): the strain fits of both axes (the box rule's ratio)
 
@@ -110,6 +113,7 @@ void FixGNNRolloutLeap::leap_step(bool nonaffine)
   nsteps_taken++;
   update->atime += (mdsteps - 1.0) * update->dt;    // a learned step stands for mdsteps MD steps
   last_step_ms = 1000.0 * (platform::walltime() - t0);
+  return true;
 }
 
 /* ----------------------------------------------------------------------

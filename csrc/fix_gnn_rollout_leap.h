@@ -26,8 +26,9 @@ class FixGNNRolloutLeap : public FixGNNRollout {
 
  protected:
   FixGNNRolloutLeap(class LAMMPS *, int, char **, int mode);
-  // one learned step; nonaffine: hand MD only the velocity less the box's affine strain
-  void leap_step(bool nonaffine);
+  // one learned step; nonaffine: hand MD only the velocity less the box's affine strain.
+  // Not taken (false) when the state's live error signal is above max_signal
+  bool leap_step(bool nonaffine, double max_signal = INFINITY);
   void change_box(const double lnew[2]);
 };
 

@@ -33,11 +33,12 @@ using namespace LAMMPS_NS;
    rank without group atoms (its empty graph is not handed to the model), and every
    rank stops with the same ERROR when the model failed on any rank or returned a
    non-finite or too large acceleration for an owned atom; `kept` names what the
-   error leaves unchanged
+   error leaves unchanged. Returns false without calling the model when the live
+   error signal of the state (last_force_rms) is above max_signal (mode adaptive)
 ------------------------------------------------------------------------- */
 
-void FixGNNRollout::model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2],
-                                const char *kept)
+bool FixGNNRollout::model_accel(double **pos, int pcol, double **hh, int hcol, const double box[2],
+                                const char *kept, double max_signal)
 {
   const std::vector<int> &node_atom = graph->node_atom();
   const std::vector<double> &edge_rest = graph->edge_rest();
@@ -68,6 +69,7 @@ void FixGNNRollout::model_accel(double **pos, int pcol, double **hh, int hcol, c
   for (int k = 0; k < 2 * nown; k++) force_sums[0] += bond_force[k] * bond_force[k];
   MPI_Allreduce(MPI_IN_PLACE, force_sums, 2, MPI_DOUBLE, MPI_SUM, world);
   last_force_rms = force_sums[1] > 0.0 ? std::sqrt(force_sums[0] / force_sums[1]) : 0.0;
+  if (!(last_force_rms <= max_signal)) return false;    // (the same on every rank)
 
   out_accel.resize((std::size_t) nnodes * 2);
   const double tm = platform::walltime();
@@ -135,6 +137,7 @@ void FixGNNRollout::model_accel(double **pos, int pcol, double **hh, int hcol, c
                "one learned step for {} atom(s) at step {}: expected at most {} ({:.4g}); {}",
                largest[1], (bigint) counts[2], update->ntimestep, limit_what, limit, kept);
   }
+  return true;
 }
 
 /* ----------------------------------------------------------------------

@@ -45,6 +45,7 @@ static Fix *fix_gnn_rollout_creator(LAMMPS *lmp, int argc, char **argv)
     case FixGNNRollout::SHADOW:
       return new FixGNNRolloutShadow(lmp, argc, argv);
     case FixGNNRollout::INTERLEAVE:
+    case FixGNNRollout::ADAPTIVE:
       return new FixGNNRolloutInterleave(lmp, argc, argv);
     default:
       return new FixGNNRolloutLeap(lmp, argc, argv);

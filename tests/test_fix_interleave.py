@@ -28,9 +28,10 @@ def rollout_from_dump(model_file, dump, net, n_steps: int, delta_l: float):
                    start=4, n_steps=n_steps, history=2, delta_l=delta_l)
 
 
-def assert_ranks_agree(deck: str, tmp_path) -> None:
-    """`deck` (reading net.data, writing final.dump) under `mpirun -np 2 lmp` equals np = 1."""
-    finals = {}
+def assert_ranks_agree(deck: str, tmp_path) -> list[str]:
+    """`deck` (reading net.data, writing final.dump) under `mpirun -np 2 lmp` equals np = 1;
+    returns the screen output of np = 1 and 2."""
+    finals, screens = {}, []
     for nprocs in (1, 2):
         work = tmp_path / f"np{nprocs}"
         work.mkdir()
@@ -38,7 +39,9 @@ def assert_ranks_agree(deck: str, tmp_path) -> None:
         out = run_lmp(deck, work, nprocs=nprocs)
         assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
         finals[nprocs] = np.loadtxt(work / "final.dump", skiprows=9)
+        screens.append(out.stdout)
     np.testing.assert_allclose(finals[2][:, 1:], finals[1][:, 1:], rtol=0, atol=1e-9)
+    return screens
 
 
 def test_md_learned_md(models, tmp_path):

@@ -1,7 +1,8 @@
-"""The accuracy-cost front of fix gnn/rollout mode interleave: ν error against wall time, one run.
+"""The accuracy-cost front of fix gnn/rollout modes interleave and adaptive: ν error against wall time, one run.
 
     python benchmarks/accuracy_cost.py [-o runs/accuracy_cost] [--networks DIR] [--count 4]
         [--md 1,3,4,10] [--learn 1,5,20,50,200] [--large] [--model MODEL.pt]
+        [--tol 2e-3,5e-3 --adaptive-md 4 --adaptive-learn 200]
 
 For each held-out network (the LAMMPS data files in --networks DIR, made by `lmp-gnn networks`; without
 it, --count networks of N = 300 made with seed 7000 into OUT/networks; --large adds 2 of N ≈ 800, seed
@@ -15,6 +16,8 @@ a fix gnn/rollout in mode interleave integrating the whole run:
 - pure leap: MD to --warmup strain (0.25 %), then learned steps only (md = the warm-up, learn = 2^30);
 - interleave: cycles of md snapshot intervals of MD (md × every MD steps) and learn learned steps, for
   every (md, learn) of the grid;
+- adaptive (with --tol): mode adaptive, cycles of --adaptive-md snapshot intervals of MD and learned
+  blocks of up to --adaptive-learn steps that the live error signal f_ID[13] stops above each tol;
 
 each of the last two with the learned model (default: the shipped python/lmp_gnn/data/demo_model.pt)
 and with the zero-acceleration predictor a ≡ 0 exported with the same metadata (so the learned step,
@@ -89,6 +92,7 @@ class Case:
     nu_est: list[float] = field(default_factory=list)
     wall_s: float = 0.0  # sum of the run commands
     error: str | None = None  # LAMMPS error text if the run stopped
+    md_fraction: float | None = None  # mode adaptive: the fix's f_ID[14] at the last target
 
 
 def lammps_steps(units: int, md_units: int, learn: int, every: int) -> int:
@@ -117,12 +121,17 @@ def run_case(
     md_units: int,
     learn: int,
     *,
+    tol: float | None = None,
     damp: float = DAMP,
     timestep: float = TIMESTEP,
 ) -> Case:
     """Relax `net` as lmp_gnn.physics.md does (minimisation, one interval of MD at zero strain), then let
     a fix gnn/rollout in mode interleave integrate md_units·every MD steps and `learn` learned steps per
-    cycle, stopping at each of setting.targets to read the unwrapped positions."""
+    cycle, stopping at each of setting.targets to read the unwrapped positions.
+
+    With `tol`, mode adaptive with learned blocks of up to `learn` steps: its schedule is not known in
+    advance, so each run is stopped by a fix halt when the units done (MD steps / every + learned steps,
+    f_ID[12] and f_ID[1]) reach the target; it checks every step (a cost pure MD does not carry)."""
     every = setting.every
     lmp = relaxed_lammps(
         net,
@@ -141,19 +150,33 @@ def run_case(
         for fix in ("press", "integrate", "planar"):
             lmp.command(f"unfix {fix}")
         lmp.command("reset_timestep 0")
+        mode = "interleave" if tol is None else f"adaptive tol {tol:.17g}"
         lmp.command(
-            f"fix il all gnn/rollout {model} mode interleave md {md_units * every} learn {learn} "
+            f"fix il all gnn/rollout {model} mode {mode} md {md_units * every} learn {learn} "
             f"every {every} mdsteps {every} dl {setting.dl:.17g}"
         )
         lmp.command("fix planar all enforce2d")
+        if tol is not None:
+            lmp.command(f"variable units equal f_il[12]/{every}+f_il[1]")
+            lmp.command("variable target equal 0")
+            lmp.command("variable left equal v_target-v_units")
+            lmp.command("fix halt all halt 1 v_left < 1e-6 error continue message no")
         r0, box0 = snapshot(lmp, net.n_nodes)
         done = 0
         for i, k in enumerate(setting.targets):
-            steps = lammps_steps(k, md_units, learn, every) - done
+            if tol is None:
+                steps = lammps_steps(k, md_units, learn, every) - done
+            else:  # at most one unit per step: k units are reached within k * every steps
+                lmp.command(f"variable target equal {k}")
+                steps = (k - int(round(lmp.extract_variable("units")))) * every
             t0 = time.perf_counter()
             lmp.command(f"run {steps} pre {'yes' if i == 0 else 'no'} post no")
             case.wall_s += time.perf_counter() - t0
             done += steps
+            if tol is not None:
+                if abs(lmp.extract_variable("units") - k) > 1e-6:
+                    raise RuntimeError(f"ERROR: stopped at {lmp.extract_variable('units')} units, expected {k}")
+                case.md_fraction = float(lmp.extract_fix("il", 0, 1, 13))
             r, box = snapshot(lmp, net.n_nodes)
             eps = 1.0 - box[0] / box0[0]
             case.strain.append(float(eps))
@@ -194,7 +217,9 @@ def make_networks(out: Path, count: int, nodes: int, seed: int) -> list[Path]:
     """`lmp-gnn networks` (resumes if already there): ν spread over its default range."""
     if count > 0:
         cmd = [
-            "lmp-gnn",
+            sys.executable,
+            "-m",
+            "lmp_gnn.cli",
             "networks",
             "-o",
             str(out),
@@ -226,9 +251,11 @@ def network_result(
     warmup: float,
     strains=MEASURED,
     strain_rate: float = STRAIN_RATE,
+    adaptive: list[tuple[int, int, float]] = (),
     log=print,
 ) -> dict:
-    """All variants on one network: {"setting", "md": [Case...], "runs": {(pred, md, learn): Case}}."""
+    """All variants on one network: {"setting", "md": [Case...], "runs": {(pred, md, learn, tol): Case}},
+    tol None for mode interleave and pure leap; `adaptive` lists (md, longest block, tol) of mode adaptive."""
     setting = Setting.for_network(net, meta, strains, strain_rate)
     warm = max(int(meta["history"]) + 1, int(round(warmup * setting.lx0 / setting.dl)))
     any_model = next(iter(models.values()))  # learn 0: the model is never called
@@ -241,7 +268,9 @@ def network_result(
     for name, path in models.items():
         for m, n in grid:
             m = warm if n == LEAP_LEARN else m
-            runs[(name, m, n)] = run_case(net, path, setting, m, n)
+            runs[(name, m, n, None)] = run_case(net, path, setting, m, n)
+        for m, n, tol in adaptive:
+            runs[(name, m, n, tol)] = run_case(net, path, setting, m, n, tol=tol)
     return {"setting": setting, "warm_units": warm, "md": md, "runs": runs}
 
 
@@ -251,14 +280,16 @@ def errors(case: Case, ref: Case, key: str) -> np.ndarray:
     return np.abs(np.array(getattr(case, key)) - np.array(getattr(ref, key)))
 
 
-def summarise(results: list[dict], models: list[str], grid: list[tuple[int, int]]) -> list[dict]:
+def summarise(
+    results: list[dict], models: list[str], grid: list[tuple[int, int]], adaptive: list[tuple[int, int, float]] = ()
+) -> list[dict]:
     """Rows of the table: pure MD, then per predictor the grid and pure leap, aggregated over networks.
 
     A row with a failed run (a fix ERROR) keeps its errors NaN, and its wall ratio too (a run that
     stopped early is not cheaper); "reached" is the largest measured strain every network got past."""
     rows = []
 
-    def row(label, pred, md_units, learn, cases, md_fracs):
+    def row(label, pred, md_units, learn, cases, md_fracs, tol=None):
         ratios, est, box = [], [], []
         for res, case in zip(results, cases, strict=True):
             ref = res["md"][0]
@@ -274,6 +305,7 @@ def summarise(results: list[dict], models: list[str], grid: list[tuple[int, int]
                 "predictor": pred,
                 "md": md_units,
                 "learn": learn,
+                "tol": tol,
                 "md_fraction": float(np.mean(md_fracs)),
                 "wall_ratio": float(np.mean(ratios)) if not failed else float("nan"),
                 "wall_ratios": [float(x) for x in ratios],
@@ -290,9 +322,13 @@ def summarise(results: list[dict], models: list[str], grid: list[tuple[int, int]
     for pred in models:
         for m, n in grid:
             leap = n == LEAP_LEARN
-            cases = [res["runs"][(pred, res["warm_units"] if leap else m, n)] for res in results]
+            cases = [res["runs"][(pred, res["warm_units"] if leap else m, n, None)] for res in results]
             fracs = [md_fraction(res["setting"].targets[-1], res["warm_units"] if leap else m, n) for res in results]
             row("pure leap" if leap else "interleave", pred, "warm" if leap else m, "inf" if leap else n, cases, fracs)
+        for m, n, tol in adaptive:
+            cases = [res["runs"][(pred, m, n, tol)] for res in results]
+            fracs = [c.md_fraction if c.md_fraction is not None else float("nan") for c in cases]
+            row(f"adapt {tol:.0e}", pred, m, f"<={n}", cases, fracs, tol)
     return rows
 
 
@@ -416,6 +452,10 @@ def parse_ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def parse_floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-o", "--out", type=Path, default=Path("runs/accuracy_cost"))
@@ -429,6 +469,9 @@ def main(argv=None) -> int:
     ap.add_argument("--md-repeats", type=int, default=2, help="pure-MD runs per network (timing, determinism)")
     ap.add_argument("--no-driver-check", dest="driver_check", action="store_false")
     ap.add_argument("--resolution", type=float, default=1e-3, help="ν error counted as equal below this")
+    ap.add_argument("--tol", type=parse_floats, default=[], help="mode adaptive: tolerances of the signal f_ID[13]")
+    ap.add_argument("--adaptive-md", type=int, default=10, help="mode adaptive: MD snapshot intervals per cycle")
+    ap.add_argument("--adaptive-learn", type=int, default=200, help="mode adaptive: the longest learned block")
     args = ap.parse_args(argv)
 
     from lmp_gnn.learning.export import load_exported
@@ -446,21 +489,25 @@ def main(argv=None) -> int:
     if not paths:
         raise SystemExit(f"no networks (*.data) found in {args.networks}")
     grid = pure_variants(args.md, args.learn, 0)
-    print(f"{len(paths)} networks, {len(grid)} variants x {len(models)} predictors + {args.md_repeats} pure MD each")
+    adaptive = [(args.adaptive_md, args.adaptive_learn, tol) for tol in args.tol]
+    print(
+        f"{len(paths)} networks, {len(grid) + len(adaptive)} variants x {len(models)} predictors "
+        f"+ {args.md_repeats} pure MD each"
+    )
 
     results, checks = [], None
     for i, path in enumerate(paths):
         net = Network.read_lammps_data(path)
         t0 = time.perf_counter()
         print(f"{path.name}: N = {net.n_nodes}, Lx0 = {net.box[0]:.4f}", flush=True)
-        res = network_result(net, models, meta, grid, md_repeats=args.md_repeats, warmup=args.warmup)
+        res = network_result(net, models, meta, grid, md_repeats=args.md_repeats, warmup=args.warmup, adaptive=adaptive)
         results.append(res)
         print(f"  all variants {time.perf_counter() - t0:.1f} s", flush=True)
         if i == 0 and args.driver_check:
             checks = driver_check(net, res)
             print(f"  driver check: max |ν_box(compress) - ν_box(fix MD)| = {checks['max_abs_diff']:.2e}")
 
-    rows = summarise(results, list(models), grid)
+    rows = summarise(results, list(models), grid, adaptive)
     text = table(rows)
     verdict = compare(rows, "learned", "zero", args.resolution)
     # the timing noise: how far a pure-MD repeat is from the mean of its network's repeats
@@ -486,7 +533,10 @@ def main(argv=None) -> int:
                 "setting": asdict(r["setting"]),
                 "warm_units": r["warm_units"],
                 "md": [asdict(c) for c in r["md"]],
-                "runs": [{"predictor": k[0], "md": k[1], "learn": k[2], **asdict(c)} for k, c in r["runs"].items()],
+                "runs": [
+                    {"predictor": k[0], "md": k[1], "learn": k[2], "tol": k[3], **asdict(c)}
+                    for k, c in r["runs"].items()
+                ],
             }
             for r in results
         ],

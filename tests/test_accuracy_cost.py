@@ -69,6 +69,19 @@ def test_md_interleave_leap(ac, setup):
     # a learned block changes the trajectory (the comparison is not vacuous), but stays close at 0.5 %
     assert inter.nu_est != md[0].nu_est and abs(inter.nu_est[0] - md[0].nu_est[0]) < 0.05
 
+    # mode adaptive, stopped by a fix halt at the same Lx: never refused it is the interleave run, always
+    # refused the protocol MD
+    free = ac.run_case(net, models["zero"], setting, 2, 3, tol=1e30)
+    refused = ac.run_case(net, models["zero"], setting, 2, 3, tol=1e-30)
+    for case in (free, refused):
+        assert case.error is None
+        np.testing.assert_allclose(case.strain, inter.strain, rtol=0, atol=1e-12)
+    assert free.nu_est == pytest.approx(inter.nu_est, abs=1e-12) and free.nu_box == pytest.approx(
+        inter.nu_box, abs=1e-12
+    )
+    assert free.md_fraction == pytest.approx(inter_fraction := ac.md_fraction(setting.targets[-1], 2, 3))
+    assert refused.nu_est == pytest.approx(md[0].nu_est, abs=1e-12) and refused.md_fraction == 1.0
+
     # stopping at each measured strain leaves the run as one `run` to the last strain
     last = ac.Setting(setting.dl, setting.every, setting.lx0, setting.targets[-1:])
     whole = ac.run_case(net, models["zero"], last, 2, 3)
@@ -79,11 +92,16 @@ def test_md_interleave_leap(ac, setup):
             "setting": setting,
             "warm_units": 4,
             "md": md,
-            "runs": {("zero", 2, 3): inter, ("zero", 4, ac.LEAP_LEARN): leap},
+            "runs": {
+                ("zero", 2, 3, None): inter,
+                ("zero", 4, ac.LEAP_LEARN, None): leap,
+                ("zero", 2, 3, 1e30): free,
+            },
         }
     ]
-    rows = ac.summarise(results, ["zero"], [(2, 3), (0, ac.LEAP_LEARN)])
-    assert [r["label"] for r in rows] == ["pure MD", "interleave", "pure leap"]
+    rows = ac.summarise(results, ["zero"], [(2, 3), (0, ac.LEAP_LEARN)], [(2, 3, 1e30)])
+    assert [r["label"] for r in rows] == ["pure MD", "interleave", "pure leap", "adapt 1e+30"]
+    assert rows[3]["md_fraction"] == pytest.approx(inter_fraction) and rows[3]["learn"] == "<=3"
     assert rows[0]["nu_est_err_max"] == [0.0, 0.0] and rows[0]["nu_box_err_mean"] == [0.0, 0.0]
     assert all(r["wall_ratio"] > 0 for r in rows)
     assert rows[1]["md_fraction"] == pytest.approx(ac.md_fraction(setting.targets[-1], 2, 3))

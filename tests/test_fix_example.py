@@ -87,6 +87,36 @@ def test_interleave_examples_run(tmp_path):
 
 
 @pytest.mark.slow
+def test_adaptive_example_runs(tmp_path):
+    """in.adaptive compresses a 300-node network to 5 % with learned blocks the signal stops; with
+    -var tol 1e-9 the same deck is the protocol MD, and ν_box agrees with it."""
+    root = Path(__file__).resolve().parents[1]
+    work = tmp_path / "examples" / "adaptive"
+    shutil.copytree(root / "examples" / "adaptive", work, ignore=shutil.ignore_patterns("*.data", "*.json", "log.*"))
+    (tmp_path / "python").symlink_to(root / "python")     # the deck's ../../python/lmp_gnn/data/demo_model.pt
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+               OMP_NUM_THREADS="1")
+    done = re.compile(r"adaptive done: strain ([0-9.]+), nu_box ([-0-9.]+), (\d+) learned steps, (\d+) MD steps, "
+                      r"MD fraction ([0-9.]+)")
+    results = []
+    for extra in ([], ["-var", "tol", "1e-9"]):
+        out = subprocess.run([str(Path(sys.executable).parent / "lmp"), "-in", "in.adaptive", *extra], cwd=work,
+                             env=env, capture_output=True, text=True, timeout=300)
+        text = out.stdout + out.stderr
+        assert out.returncode == 0, text[-3000:]
+        assert start_warnings(text) == []
+        m = done.search(text)
+        assert m, text[-3000:]
+        results.append((text, [float(g) for g in m.groups()]))
+    (text, adaptive), (_, md) = results
+    assert adaptive[0] >= 0.05 and md[0] >= 0.05
+    assert adaptive[2] > 100 and adaptive[4] < 0.5          # most of the strain in learned steps
+    assert md[2] == 0 and md[4] == 1.0
+    assert abs(adaptive[1] - md[1]) < 0.01                  # ν_box at 5 % as MD gives it
+    assert "MD takes over, next learned block" in text
+
+
+@pytest.mark.slow
 def test_pylammps_driver_example_runs(tmp_path):
     """examples/driver/pylammps_switch.py: PyLammps runs MD with a shadow fix, learned leaps, MD."""
     root = Path(__file__).resolve().parents[1] / "examples"

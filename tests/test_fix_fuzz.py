@@ -71,11 +71,17 @@ WORDS = [
     "leap",
     "shadow",
     "interleave",
+    "adaptive",
 ]
-NUMERIC_KEYS = ["every", "md", "learn", "pdamp", "modulus", "mdsteps", "dl", "threads"]
+NUMERIC_KEYS = ["every", "md", "learn", "tol", "pdamp", "modulus", "mdsteps", "dl", "threads"]
 WORD_KEYS = ["mode", "box", "axis", "init", "device"]
 # the keywords a mode needs to run, before the fuzzed ones
-MODE_BASE = {"leap": "", "shadow": "mode shadow every 3", "interleave": "mode interleave md 6 learn 3 every 3"}
+MODE_BASE = {
+    "leap": "",
+    "shadow": "mode shadow every 3",
+    "interleave": "mode interleave md 6 learn 3 every 3",
+    "adaptive": "mode adaptive md 6 learn 3 every 3 tol 1",
+}
 
 
 def mode_for(key: str) -> str:
@@ -84,6 +90,7 @@ def mode_for(key: str) -> str:
         "learn": "interleave",
         "pdamp": "interleave",
         "modulus": "interleave",
+        "tol": "adaptive",
         "every": "shadow",
     }.get(key, "leap")
 

@@ -124,7 +124,8 @@ def test_missing_value(models, data_file, tmp_path):
 
 def test_bad_mode(models, data_file, tmp_path):
     fails_with(deck_header(data_file) + f"fix g all gnn/rollout {models['spring']} mode sideways\n",
-               tmp_path, "Fix gnn/rollout mode sideways is not supported: expected leap, shadow, interleave or adaptive")
+               tmp_path,
+               "Fix gnn/rollout mode sideways is not supported: expected leap, shadow, interleave or adaptive")
 
 
 @pytest.mark.parametrize("keywords", ["mode shadow", "init file mode mode shadow every 4"])

@@ -20,7 +20,8 @@ a fix gnn/rollout in mode interleave integrating the whole run:
   blocks of up to --adaptive-learn steps that the live error signal f_ID[13] stops above each tol;
 
 each of the last two with the learned model (default: the shipped python/lmp_gnn/data/demo_model.pt)
-and with the zero-acceleration predictor a ≡ 0 exported with the same metadata (so the learned step,
+and with the zero-acceleration predictor a ≡ 0 exported with the same metadata
+(`lmp_gnn.learning.export.export_zero_acceleration`, `lmp-gnn export zero --like MODEL`: the learned step,
 box rule and start checks are the same; only the model call differs).
 
 A "unit" is one snapshot interval of MD (every MD steps) or one learned step: both shrink Lx by the same
@@ -188,29 +189,6 @@ def run_case(
     finally:
         lmp.close()
     return case
-
-
-def zero_model(model: Path, out: Path) -> Path:
-    """The zero-acceleration predictor as an exported model with `model`'s metadata (box_length
-    included, so dl and the start checks are the same); no weights, hence no weights_crc32."""
-    import torch
-
-    from lmp_gnn.learning.export import quiet_jit
-    from lmp_gnn.step.metadata import METADATA_KEYS
-
-    class Zero(torch.nn.Module):
-        def forward(
-            self, node_features: torch.Tensor, edge_index: torch.Tensor, edge_features: torch.Tensor
-        ) -> torch.Tensor:
-            return torch.zeros(node_features.shape[0], 2, dtype=node_features.dtype)
-
-    extra = {k: "" for k in METADATA_KEYS}
-    with quiet_jit():
-        torch.jit.load(str(model), _extra_files=extra)
-        meta = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items()}
-        meta = {k: v for k, v in meta.items() if v and k != "weights_crc32"}
-        torch.jit.save(torch.jit.script(Zero()), str(out), _extra_files={k: v.encode() for k, v in meta.items()})
-    return out
 
 
 def make_networks(out: Path, count: int, nodes: int, seed: int) -> list[Path]:
@@ -474,12 +452,13 @@ def main(argv=None) -> int:
     ap.add_argument("--adaptive-learn", type=int, default=200, help="mode adaptive: the longest learned block")
     args = ap.parse_args(argv)
 
-    from lmp_gnn.learning.export import load_exported
+    from lmp_gnn.learning.export import export_zero_acceleration, load_exported
 
     t_start = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     _, meta = load_exported(args.model)
-    models = {"learned": args.model, "zero": zero_model(args.model, args.out / "zero_model.pt")}
+    export_zero_acceleration(args.model, args.out / "zero_model.pt")
+    models = {"learned": args.model, "zero": args.out / "zero_model.pt"}
     if args.networks:
         paths = sorted(args.networks.glob("*.data"))[: args.count]
     else:

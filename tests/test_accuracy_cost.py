@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmp_gnn.learning.export import load_exported
+from lmp_gnn.learning.export import export_zero_acceleration, load_exported
 from lmp_gnn.physics.generate import jammed_network
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy_cost.py"
@@ -32,7 +32,8 @@ def ac():
 def setup(ac, tmp_path_factory):
     out = tmp_path_factory.mktemp("accuracy_cost")
     _, meta = load_exported(ac.SHIPPED)
-    models = {"learned": ac.SHIPPED, "zero": ac.zero_model(ac.SHIPPED, out / "zero.pt")}
+    export_zero_acceleration(ac.SHIPPED, out / "zero.pt")
+    models = {"learned": ac.SHIPPED, "zero": out / "zero.pt"}
     net = jammed_network(80, seed=3)
     return net, meta, models, ac.Setting.for_network(net, meta, STRAINS)
 

@@ -166,6 +166,28 @@ def test_cli_export(checkpoint, tmp_path, capsys):
     assert "history = 2" in capsys.readouterr().out
 
 
+def test_cli_export_zero_acceleration(checkpoint, tmp_path, capsys):
+    """`lmp-gnn export zero --like MODEL`: a ≡ 0 with MODEL's metadata (no weights_crc32), in MODEL's
+    dtype; `zero` without --like, or --like with a checkpoint, is one error line and no file."""
+    ckpt_path, _ = checkpoint
+    like, out = tmp_path / "like.pt", tmp_path / "zero.pt"
+    export_checkpoint(ckpt_path, like, dtype="float64")
+    assert cli_main(["export", "zero", "--like", str(like), "-o", str(out)]) == 0
+    module, meta = load_exported(out)
+    _, like_meta = load_exported(like)
+    assert meta == {**{k: v for k, v in like_meta.items() if k != "hparams"}, "weights_crc32": None}
+    features = torch.randn(7, 2 * meta["history"], dtype=torch.float64)
+    edges = torch.randn(12, 4, dtype=torch.float64)
+    a = module(features, torch.zeros(2, 12, dtype=torch.long), edges)
+    assert a.dtype == torch.float64 and a.shape == (7, 2) and not a.any()
+    capsys.readouterr()
+    for argv in (["zero"], [str(ckpt_path), "--like", str(like)]):
+        assert cli_main(["export", *argv, "-o", str(tmp_path / "bad.pt")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("lmp-gnn export: error: expected --like MODEL with `zero` and only with it"), err
+    assert not (tmp_path / "bad.pt").exists()
+
+
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-10), ("float32", 1e-6)])
 def test_exported_gnn_runs_in_fix_gnn_rollout_like_the_python_rollout(tmp_path, dtype, tol):
     """The exported GNN (factored message passing, normalisers inside) in real LAMMPS through

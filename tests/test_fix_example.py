@@ -89,7 +89,8 @@ def test_interleave_examples_run(tmp_path):
 @pytest.mark.slow
 def test_adaptive_example_runs(tmp_path):
     """in.adaptive compresses a 300-node network to 5 % with learned blocks the signal stops; with
-    -var tol 1e-9 the same deck is the protocol MD, and ν_box agrees with it."""
+    -var tol 1e-9 the same deck is the protocol MD, and ν_box agrees with it; so does a ≡ 0 (`lmp-gnn
+    export zero`) in MD blocks of 3 snapshots."""
     root = Path(__file__).resolve().parents[1]
     work = tmp_path / "examples" / "adaptive"
     shutil.copytree(root / "examples" / "adaptive", work, ignore=shutil.ignore_patterns("*.data", "*.json", "log.*"))
@@ -98,8 +99,11 @@ def test_adaptive_example_runs(tmp_path):
                OMP_NUM_THREADS="1")
     done = re.compile(r"adaptive done: strain ([0-9.]+), nu_box ([-0-9.]+), (\d+) learned steps, (\d+) MD steps, "
                       r"MD fraction ([0-9.]+)")
+    subprocess.run([str(Path(sys.executable).parent / "lmp-gnn"), "export", "zero", "--like",
+                    str(root / "python" / "lmp_gnn" / "data" / "demo_model.pt"), "-o", str(work / "zero.pt")],
+                   check=True, capture_output=True)
     results = []
-    for extra in ([], ["-var", "tol", "1e-9"]):
+    for extra in ([], ["-var", "tol", "1e-9"], ["-var", "model", "zero.pt", "-var", "md", "3", "-var", "tol", "5e-3"]):
         out = subprocess.run([str(Path(sys.executable).parent / "lmp"), "-in", "in.adaptive", *extra], cwd=work,
                              env=env, capture_output=True, text=True, timeout=300)
         text = out.stdout + out.stderr
@@ -108,11 +112,12 @@ def test_adaptive_example_runs(tmp_path):
         m = done.search(text)
         assert m, text[-3000:]
         results.append((text, [float(g) for g in m.groups()]))
-    (text, adaptive), (_, md) = results
+    (text, adaptive), (_, md), (_, zero) = results
     assert adaptive[0] >= 0.05 and md[0] >= 0.05
     assert adaptive[2] > 100 and adaptive[4] < 0.5          # most of the strain in learned steps
     assert md[2] == 0 and md[4] == 1.0
     assert abs(adaptive[1] - md[1]) < 0.01                  # ν_box at 5 % as MD gives it
+    assert zero[2] > 100 and zero[4] < 0.1 and abs(zero[1] - md[1]) < 0.01   # a ≡ 0, MD blocks of 3
     assert "MD takes over, next learned block" in text
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from lmp_gnn import __version__
 from lmp_gnn.learning.model import DIMENSION, GNNSimulator, ModelConfig, build_model
@@ -246,6 +247,37 @@ def export_checkpoint(ckpt_path: str | os.PathLike, out_path: str | os.PathLike,
     if check:
         _check_export(out_path, model, dtype)
     return meta
+
+
+class ZeroAcceleration(torch.nn.Module):
+    """The zero-acceleration predictor a ≡ 0 as a model: r(t+1) = 2 r(t) - r(t-1) (2D: DIMENSION)."""
+
+    def forward(self, node_features: Tensor, edge_index: Tensor, edge_features: Tensor) -> Tensor:
+        return torch.zeros(node_features.shape[0], 2, dtype=node_features.dtype,
+                           device=node_features.device)
+
+
+def export_zero_acceleration(like: str | os.PathLike, out_path: str | os.PathLike) -> dict[str, Any]:
+    """The zero-acceleration predictor as a TorchScript file with the metadata of the exported model
+    `like` (its history, strain step, box_length, dtype, ...: the fix takes the same steps, checks
+    and box rule, only the model call differs); no weights, hence no weights_crc32. Returns the
+    metadata written. fix gnn/rollout in mode adaptive runs it as projective integration (linear
+    extrapolation checked by the live error signal, corrected by MD; docs/fix_gnn_rollout.md)."""
+    load_exported(like)    # a model this version reads, checksum included
+    extra = {k: "" for k in METADATA_KEYS}
+    with quiet_jit():
+        torch.jit.load(str(like), _extra_files=extra)
+    raw = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items()}
+    raw = {k: v for k, v in raw.items() if v and k != "weights_crc32"}
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".export.") as tmpdir:
+        tmp = Path(tmpdir) / out_path.name
+        with quiet_jit():
+            torch.jit.save(torch.jit.script(ZeroAcceleration()), str(tmp),
+                           _extra_files={k: v.encode() for k, v in raw.items()})
+        os.replace(tmp, out_path)
+    return load_exported(out_path)[1]
 
 
 def _check_export(path: Path, model: GNNSimulator, dtype: str) -> None:

@@ -35,10 +35,10 @@ against the MD trajectory, and against the athermal quasi-static (AQS) reference
 The MD − AQS difference is printed too (a corrector that converges lands on AQS, not on MD).
 
 Cost: force evaluations of the correctors (parsed from LAMMPS' "Iterations, force evaluations" lines) and
-MD steps, learned steps, per 1 % strain; and in MD-step equivalents per 1 % strain from wall times measured
-in this run: one MD step of the protocol (N of the first network), one minimiser force evaluation (total
-minimise wall / evaluations) and one learned step (rollout wall / steps, features and box rule included).
-Pure MD costs ξ MD steps per snapshot.
+MD steps, learned steps, per 1 % strain; and in MD-step equivalents per 1 % strain with unit costs timed in
+this run on the first network, back to back in 3 rounds (median of the ratios; `calibrate`): an MD step of
+the protocol, a cg force evaluation and a learned step of each predictor (a 40-step rollout: features, model,
+box rule). Pure MD costs ξ MD steps per snapshot. The MD rows count MD and learned steps from snapshot 0.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ until the last snapshot, blocks of L (--blocks) predictor steps alternate with a
 - corrector "md:M": what `fix gnn/rollout mode interleave` does (mode adaptive is interleave with blocks
   set by the live error signal): cycles of M snapshot intervals of compression MD then L learned steps,
   from snapshot 0 (the relaxed network), run by benchmarks/accuracy_cost.py's run_case (fix gnn/rollout in
-  LAMMPS with the model file; for "zero" a ≡ 0 exported with the model's metadata). --histories does not
+  LAMMPS with the model file; for "zero" a ≡ 0 exported with the model's metadata,
+  `lmp_gnn.learning.export.export_zero_acceleration`). --histories does not
   apply (the fix's learned blocks start from MD velocities).
 
 Scored at the snapshots nearest 1, 2, 3, 4, 5 % strain (the last snapshot where 5 % is past the end),
@@ -57,6 +58,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmp_gnn.learning.export import export_zero_acceleration
 from lmp_gnn.physics.md import bonded_lammps, relaxed_lammps, snapshot
 from lmp_gnn.physics.network import Network
 from lmp_gnn.physics.trajectory import Trajectory, load_trajectory
@@ -515,7 +517,8 @@ def main() -> None:
         tmp = Path(tmpdir)
         model_files = {"model": Path(args.model)}
         if any(c.kind == "md" for c in correctors) and "zero" in names:
-            model_files["zero"] = accuracy_cost_module().zero_model(Path(args.model), tmp / "zero.pt")
+            export_zero_acceleration(args.model, tmp / "zero.pt")
+            model_files["zero"] = tmp / "zero.pt"
         for pred, L, corr, hist in configs:
             model, dtype = predictors[pred]
             runs = []

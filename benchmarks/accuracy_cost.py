@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy_cost.py [-o runs/accuracy_cost] [--networks DIR] [--count 4]
         [--md 1,3,4,10] [--learn 1,5,20,50,200] [--large] [--model MODEL.pt]
-        [--tol 2e-3,5e-3 --adaptive-md 4 --adaptive-learn 200]
+        [--tol 2e-3,5e-3 --adaptive-md 4 --adaptive-learn 200] [--relax-blocks 20]
 
 For each held-out network (the LAMMPS data files in --networks DIR, made by `lmp-gnn networks`; without
 it, --count networks of N = 300 made with seed 7000 into OUT/networks; --large adds 2 of N ≈ 800, seed
@@ -18,6 +18,9 @@ a fix gnn/rollout in mode interleave integrating the whole run:
   every (md, learn) of the grid;
 - adaptive (with --tol): mode adaptive, cycles of --adaptive-md snapshot intervals of MD and learned
   blocks of up to --adaptive-learn steps that the live error signal f_ID[13] stops above each tol;
+- relax cg (with --relax-blocks): 4 snapshot intervals of MD, then blocks of mode leap each followed by
+  a cg minimisation at the reached Lx with zero stress along y, from the secant velocity (docs/corrector.md;
+  `run_relax_case`);
 
 each of the last two with the learned model (default: the shipped python/lmp_gnn/data/demo_model.pt)
 and with the zero-acceleration predictor a ≡ 0 exported with the same metadata
@@ -61,6 +64,7 @@ STRAINS = (0.01, 0.02, 0.03, 0.04, 0.05)  # the table's columns
 # the MD branch within a few snapshots, or late in a learned block) changes the error seen there
 MEASURED = tuple(round(0.01 + 0.0025 * i, 6) for i in range(17))
 LEAP_LEARN = 2**30  # "learn forever": one MD warm-up block, then learned steps only
+RELAX_WARM = 4  # snapshot intervals of MD before the blocks of the minimisation corrector (h + 1)
 # the protocol of the data set (lmp_gnn.physics.md.compress defaults, thermostat viscous)
 STRAIN_RATE, TIMESTEP, DAMP = 2.5e-6, 0.05, 10.0
 
@@ -191,6 +195,96 @@ def run_case(
     return case
 
 
+def run_relax_case(
+    net: Network,
+    model: Path,
+    setting: Setting,
+    warm_units: int,
+    block: int,
+    *,
+    ftol: float = 1e-4,
+    damp: float = DAMP,
+    timestep: float = TIMESTEP,
+) -> Case:
+    """Projective integration with a quasi-static corrector, as a deck can run it today: protocol MD for
+    `warm_units` snapshot intervals (mode interleave, learn 0), then cycles of `block` steps of fix
+    gnn/rollout mode leap and an energy minimisation at the reached Lx with zero stress along y (cg,
+    `fix box/relax y 0.0`, ftol `ftol`, at most 1000 iterations); each block starts from the secant
+    velocity of the last (relaxed positions less those at its start, per MD time), through `velocity
+    set` of atom-style variables and `init velocity`. The leap fix is re-created every block (LAMMPS
+    refuses fix box/relax beside a fix that changes the box), which reloads its model file. Units and
+    targets as in `run_case`; a target inside a block reads the uncorrected prediction. The settings
+    (cg, ftol 1e-4, the secant history) are those docs/corrector.md chose on validation networks."""
+    every = setting.every
+    lmp = relaxed_lammps(
+        net,
+        timestep=timestep,
+        temperature=1e-10,
+        damp=damp,
+        seed=0,
+        thermostat="viscous",
+        minimize=True,
+        relax_steps=every,
+    )
+    case = Case()
+    md_time = every * timestep
+
+    def timed(command: str) -> None:
+        t0 = time.perf_counter()
+        lmp.command(command)
+        case.wall_s += time.perf_counter() - t0
+
+    try:
+        for fix in ("press", "integrate", "planar"):
+            lmp.command(f"unfix {fix}")
+        lmp.command("reset_timestep 0")
+        lmp.command("compute unwrapped all property/atom xu yu")
+        lmp.command("fix start all store/state 0 xu yu")
+        lmp.command(
+            f"fix il all gnn/rollout {model} mode interleave md {warm_units * every} learn 0 "
+            f"every {every} mdsteps {every} dl {setting.dl:.17g}"
+        )
+        lmp.command("fix planar all enforce2d")
+        r0, box0 = snapshot(lmp, net.n_nodes)
+        timed(f"run {warm_units * every} post no")
+        for fix in ("il", "planar", "bath"):
+            lmp.command(f"unfix {fix}")
+        units, segment, in_block = warm_units, warm_units, 0
+        for k in setting.targets:
+            while units < k:
+                if in_block == 0:  # a new block from the secant velocity of the last segment
+                    lmp.command(f"variable vx atom (c_unwrapped[1]-f_start[1])/{segment * md_time:.17g}")
+                    lmp.command(f"variable vy atom (c_unwrapped[2]-f_start[2])/{segment * md_time:.17g}")
+                    lmp.command("velocity all set v_vx v_vy NULL")
+                    lmp.command("unfix start")
+                    lmp.command("fix start all store/state 0 xu yu")
+                    timed(f"fix leap all gnn/rollout {model} init velocity mdsteps {every} dl {setting.dl:.17g}")
+                    lmp.command("fix planar all enforce2d")
+                n = min(block - in_block, k - units)
+                timed(f"run {n} post no")
+                units, in_block = units + n, in_block + n
+                if in_block == block:  # the corrector
+                    lmp.command("unfix leap")
+                    lmp.command("unfix planar")
+                    lmp.command("fix relax all box/relax y 0.0 vmax 0.001")
+                    lmp.command("fix planar all enforce2d")
+                    timed(f"minimize 0.0 {ftol:.17g} 1000 10000")
+                    lmp.command("unfix relax")
+                    lmp.command("unfix planar")
+                    segment, in_block = block, 0
+            r, box = snapshot(lmp, net.n_nodes)
+            eps = 1.0 - box[0] / box0[0]
+            case.strain.append(float(eps))
+            case.nu_box.append(float((box[1] / box0[1] - 1.0) / eps))
+            case.nu_est.append(nu_estimator(r0, r, box0, box))
+    except Exception as exc:
+        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+        case.error = next((ln for ln in lines if "ERROR" in ln), lines[0] if lines else type(exc).__name__)
+    finally:
+        lmp.close()
+    return case
+
+
 def make_networks(out: Path, count: int, nodes: int, seed: int) -> list[Path]:
     """`lmp-gnn networks` (resumes if already there): ν spread over its default range."""
     if count > 0:
@@ -230,6 +324,7 @@ def network_result(
     strains=MEASURED,
     strain_rate: float = STRAIN_RATE,
     adaptive: list[tuple[int, int, float]] = (),
+    relax_blocks: list[int] = (),
     log=print,
 ) -> dict:
     """All variants on one network: {"setting", "md": [Case...], "runs": {(pred, md, learn, tol): Case}},
@@ -249,6 +344,8 @@ def network_result(
             runs[(name, m, n, None)] = run_case(net, path, setting, m, n)
         for m, n, tol in adaptive:
             runs[(name, m, n, tol)] = run_case(net, path, setting, m, n, tol=tol)
+        for block in relax_blocks:
+            runs[(name, RELAX_WARM, block, "relax")] = run_relax_case(net, path, setting, RELAX_WARM, block)
     return {"setting": setting, "warm_units": warm, "md": md, "runs": runs}
 
 
@@ -259,7 +356,11 @@ def errors(case: Case, ref: Case, key: str) -> np.ndarray:
 
 
 def summarise(
-    results: list[dict], models: list[str], grid: list[tuple[int, int]], adaptive: list[tuple[int, int, float]] = ()
+    results: list[dict],
+    models: list[str],
+    grid: list[tuple[int, int]],
+    adaptive: list[tuple[int, int, float]] = (),
+    relax_blocks: list[int] = (),
 ) -> list[dict]:
     """Rows of the table: pure MD, then per predictor the grid and pure leap, aggregated over networks.
 
@@ -307,6 +408,10 @@ def summarise(
             cases = [res["runs"][(pred, m, n, tol)] for res in results]
             fracs = [c.md_fraction if c.md_fraction is not None else float("nan") for c in cases]
             row(f"adapt {tol:.0e}", pred, m, f"<={n}", cases, fracs, tol)
+        for block in relax_blocks:
+            cases = [res["runs"][(pred, RELAX_WARM, block, "relax")] for res in results]
+            fracs = [RELAX_WARM / res["setting"].targets[-1] for res in results]
+            row("relax cg", pred, "warm", block, cases, fracs)
     return rows
 
 
@@ -450,6 +555,9 @@ def main(argv=None) -> int:
     ap.add_argument("--tol", type=parse_floats, default=[], help="mode adaptive: tolerances of the signal f_ID[13]")
     ap.add_argument("--adaptive-md", type=int, default=10, help="mode adaptive: MD snapshot intervals per cycle")
     ap.add_argument("--adaptive-learn", type=int, default=200, help="mode adaptive: the longest learned block")
+    ap.add_argument(
+        "--relax-blocks", type=parse_ints, default=[], help="blocks of mode leap between cg minimisations (e.g. 20)"
+    )
     args = ap.parse_args(argv)
 
     from lmp_gnn.learning.export import export_zero_acceleration, load_exported
@@ -479,14 +587,23 @@ def main(argv=None) -> int:
         net = Network.read_lammps_data(path)
         t0 = time.perf_counter()
         print(f"{path.name}: N = {net.n_nodes}, Lx0 = {net.box[0]:.4f}", flush=True)
-        res = network_result(net, models, meta, grid, md_repeats=args.md_repeats, warmup=args.warmup, adaptive=adaptive)
+        res = network_result(
+            net,
+            models,
+            meta,
+            grid,
+            md_repeats=args.md_repeats,
+            warmup=args.warmup,
+            adaptive=adaptive,
+            relax_blocks=args.relax_blocks,
+        )
         results.append(res)
         print(f"  all variants {time.perf_counter() - t0:.1f} s", flush=True)
         if i == 0 and args.driver_check:
             checks = driver_check(net, res)
             print(f"  driver check: max |ν_box(compress) - ν_box(fix MD)| = {checks['max_abs_diff']:.2e}")
 
-    rows = summarise(results, list(models), grid, adaptive)
+    rows = summarise(results, list(models), grid, adaptive, args.relax_blocks)
     text = table(rows)
     verdict = compare(rows, "learned", "zero", args.resolution)
     # the timing noise: how far a pure-MD repeat is from the mean of its network's repeats

@@ -83,6 +83,13 @@ def test_md_interleave_leap(ac, setup):
     assert free.md_fraction == pytest.approx(inter_fraction := ac.md_fraction(setting.targets[-1], 2, 3))
     assert refused.nu_est == pytest.approx(md[0].nu_est, abs=1e-12) and refused.md_fraction == 1.0
 
+    # the minimisation corrector (mode leap blocks of 2 steps, cg at zero y stress) from 4 MD intervals:
+    # it stops at the same Lx, follows MD closely, and is not MD
+    relax = ac.run_relax_case(net, models["zero"], setting, 4, 2)
+    assert relax.error is None and relax.wall_s > 0
+    np.testing.assert_allclose(relax.strain, inter.strain, rtol=0, atol=1e-12)
+    assert np.abs(np.array(relax.nu_box) - md[0].nu_box).max() < 0.05 and relax.nu_box != md[0].nu_box
+
     # stopping at each measured strain leaves the run as one `run` to the last strain
     last = ac.Setting(setting.dl, setting.every, setting.lx0, setting.targets[-1:])
     whole = ac.run_case(net, models["zero"], last, 2, 3)

@@ -90,7 +90,7 @@ def test_interleave_examples_run(tmp_path):
 def test_adaptive_example_runs(tmp_path):
     """in.adaptive compresses a 300-node network to 5 % with learned blocks the signal stops; with
     -var tol 1e-9 the same deck is the protocol MD, and ν_box agrees with it; so does a ≡ 0 (`lmp-gnn
-    export zero`) in MD blocks of 3 snapshots."""
+    export zero`) in MD blocks of 3 snapshots, and in.relax (a ≡ 0 corrected by minimisation)."""
     root = Path(__file__).resolve().parents[1]
     work = tmp_path / "examples" / "adaptive"
     shutil.copytree(root / "examples" / "adaptive", work, ignore=shutil.ignore_patterns("*.data", "*.json", "log.*"))
@@ -112,13 +112,20 @@ def test_adaptive_example_runs(tmp_path):
         m = done.search(text)
         assert m, text[-3000:]
         results.append((text, [float(g) for g in m.groups()]))
-    (text, adaptive), (_, md), (_, zero) = results
+    (adaptive_text, adaptive), (_, md), (_, zero) = results
     assert adaptive[0] >= 0.05 and md[0] >= 0.05
     assert adaptive[2] > 100 and adaptive[4] < 0.5          # most of the strain in learned steps
     assert md[2] == 0 and md[4] == 1.0
     assert abs(adaptive[1] - md[1]) < 0.01                  # ν_box at 5 % as MD gives it
     assert zero[2] > 100 and zero[4] < 0.1 and abs(zero[1] - md[1]) < 0.01   # a ≡ 0, MD blocks of 3
-    assert "MD takes over, next learned block" in text
+    # in.relax: blocks of a ≡ 0 corrected by minimisation, on the same network
+    out = subprocess.run([str(Path(sys.executable).parent / "lmp"), "-in", "in.relax"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    m = re.search(r"relax done: strain ([0-9.]+), nu_box ([-0-9.]+)", text)
+    assert m and 0.05 <= float(m.group(1)) < 0.0505 and abs(float(m.group(2)) - md[1]) < 0.01, text[-3000:]
+    assert "MD takes over, next learned block" in adaptive_text
 
 
 @pytest.mark.slow

@@ -119,6 +119,36 @@ def md_fraction(units: int, md_units: int, learn: int) -> float:
     return (q * md_units + min(rem, md_units)) / units
 
 
+def protocol_lammps(net: Network, setting: Setting, damp: float, timestep: float):
+    """`net` relaxed as lmp_gnn.physics.md does (minimisation, one interval of MD at zero strain), with its
+    integrator, barostat and enforce2d removed (fix gnn/rollout in mode interleave replaces nve,
+    press/berendsen with its defaults pdamp 1, modulus 1, and deform; the viscous drag `bath` stays a force
+    fix), timestep counter at 0."""
+    lmp = relaxed_lammps(
+        net,
+        timestep=timestep,
+        temperature=1e-10,
+        damp=damp,
+        seed=0,
+        thermostat="viscous",
+        minimize=True,
+        relax_steps=setting.every,
+    )
+    for fix in ("press", "integrate", "planar"):
+        lmp.command(f"unfix {fix}")
+    lmp.command("reset_timestep 0")
+    return lmp
+
+
+def measure(case: Case, lmp, n_nodes: int, r0: np.ndarray, box0: np.ndarray) -> None:
+    """Append the strain, ν_box and ν_est of the current state (against snapshot 0: r0, box0) to `case`."""
+    r, box = snapshot(lmp, n_nodes)
+    eps = 1.0 - box[0] / box0[0]
+    case.strain.append(float(eps))
+    case.nu_box.append(float((box[1] / box0[1] - 1.0) / eps))
+    case.nu_est.append(nu_estimator(r0, r, box0, box))
+
+
 def run_case(
     net: Network,
     model: Path,
@@ -138,29 +168,15 @@ def run_case(
     advance, so each run is stopped by a fix halt when the units done (MD steps / every + learned steps,
     f_ID[12] and f_ID[1]) reach the target; it checks every step (a cost pure MD does not carry)."""
     every = setting.every
-    lmp = relaxed_lammps(
-        net,
-        timestep=timestep,
-        temperature=1e-10,
-        damp=damp,
-        seed=0,
-        thermostat="viscous",
-        minimize=True,
-        relax_steps=every,
-    )
+    lmp = protocol_lammps(net, setting, damp, timestep)
     case = Case()
     try:
-        # the interleave fix replaces nve, press/berendsen (its defaults: pdamp 1, modulus 1) and deform;
-        # the viscous drag stays a force fix, enforce2d stays last
-        for fix in ("press", "integrate", "planar"):
-            lmp.command(f"unfix {fix}")
-        lmp.command("reset_timestep 0")
         mode = "interleave" if tol is None else f"adaptive tol {tol:.17g}"
         lmp.command(
             f"fix il all gnn/rollout {model} mode {mode} md {md_units * every} learn {learn} "
             f"every {every} mdsteps {every} dl {setting.dl:.17g}"
         )
-        lmp.command("fix planar all enforce2d")
+        lmp.command("fix planar all enforce2d")  # enforce2d last
         if tol is not None:
             lmp.command(f"variable units equal f_il[12]/{every}+f_il[1]")
             lmp.command("variable target equal 0")
@@ -182,11 +198,7 @@ def run_case(
                 if abs(lmp.extract_variable("units") - k) > 1e-6:
                     raise RuntimeError(f"ERROR: stopped at {lmp.extract_variable('units')} units, expected {k}")
                 case.md_fraction = float(lmp.extract_fix("il", 0, 1, 13))
-            r, box = snapshot(lmp, net.n_nodes)
-            eps = 1.0 - box[0] / box0[0]
-            case.strain.append(float(eps))
-            case.nu_box.append(float((box[1] / box0[1] - 1.0) / eps))
-            case.nu_est.append(nu_estimator(r0, r, box0, box))
+            measure(case, lmp, net.n_nodes, r0, box0)
     except Exception as exc:  # a fix ERROR (e.g. accelerations too large): record it, keep going
         lines = [ln for ln in str(exc).splitlines() if ln.strip()]
         case.error = next((ln for ln in lines if "ERROR" in ln), lines[0] if lines else type(exc).__name__)
@@ -216,16 +228,7 @@ def run_relax_case(
     targets as in `run_case`; a target inside a block reads the uncorrected prediction. The settings
     (cg, ftol 1e-4, the secant history) are those docs/corrector.md chose on validation networks."""
     every = setting.every
-    lmp = relaxed_lammps(
-        net,
-        timestep=timestep,
-        temperature=1e-10,
-        damp=damp,
-        seed=0,
-        thermostat="viscous",
-        minimize=True,
-        relax_steps=every,
-    )
+    lmp = protocol_lammps(net, setting, damp, timestep)
     case = Case()
     md_time = every * timestep
 
@@ -235,9 +238,6 @@ def run_relax_case(
         case.wall_s += time.perf_counter() - t0
 
     try:
-        for fix in ("press", "integrate", "planar"):
-            lmp.command(f"unfix {fix}")
-        lmp.command("reset_timestep 0")
         lmp.command("compute unwrapped all property/atom xu yu")
         lmp.command("fix start all store/state 0 xu yu")
         lmp.command(
@@ -272,11 +272,7 @@ def run_relax_case(
                     lmp.command("unfix relax")
                     lmp.command("unfix planar")
                     segment, in_block = block, 0
-            r, box = snapshot(lmp, net.n_nodes)
-            eps = 1.0 - box[0] / box0[0]
-            case.strain.append(float(eps))
-            case.nu_box.append(float((box[1] / box0[1] - 1.0) / eps))
-            case.nu_est.append(nu_estimator(r0, r, box0, box))
+            measure(case, lmp, net.n_nodes, r0, box0)
     except Exception as exc:
         lines = [ln for ln in str(exc).splitlines() if ln.strip()]
         case.error = next((ln for ln in lines if "ERROR" in ln), lines[0] if lines else type(exc).__name__)

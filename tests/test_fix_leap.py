@@ -7,6 +7,8 @@ temporary directory; the network is a perturbed triangular lattice (tests/fixtur
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -265,3 +267,27 @@ run 40
     np.testing.assert_allclose(r[50:], network.positions[50:], rtol=0, atol=1e-12)
     assert lmp.extract_fix("g", 0, 1, 5) == 2 * keep.sum()     # f_g[6]: directed edges
     lmp.close()
+
+
+def test_refixed_model_file_is_reused_and_a_rewritten_one_reread(tmp_path):
+    """A fix re-created on the same model file (a deck that unfixes and fixes again, e.g. around
+    `minimize`) gets the same model (the backend keeps loaded modules); a file written again in
+    between, with another modification time, is read again."""
+    from fixtures.make_models import Constant, fixture_metadata, write_model
+
+    data = triangular_network(6, 6, seed=1).write_lammps_data(tmp_path / "net.data")
+    model = write_model(Constant(1e-4, 0.0), tmp_path / "model.pt", fixture_metadata(layers=0))
+    fix = f"fix g all gnn/rollout {model} box no\nrun 1\n"
+    lmp = run_in_process(deck_header(data) + fix)
+    accels = [peratom_fix_array(lmp, "g", 2)]
+    lmp.commands_string("unfix g\n" + fix)          # the same file: the loaded module
+    accels.append(peratom_fix_array(lmp, "g", 2))
+    stat = model.stat()
+    write_model(Constant(0.0, 3e-4), model, fixture_metadata(layers=0))
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    lmp.commands_string("unfix g\n" + fix)          # written again: read again
+    accels.append(peratom_fix_array(lmp, "g", 2))
+    lmp.close()
+    np.testing.assert_array_equal(accels[0], np.tile([1e-4, 0.0], (len(accels[0]), 1)))
+    np.testing.assert_array_equal(accels[1], accels[0])
+    np.testing.assert_array_equal(accels[2], np.tile([0.0, 3e-4], (len(accels[2]), 1)))

@@ -367,6 +367,7 @@ def calibrate(
     the median over rounds is taken): a minimiser force evaluation (cg from a learned state) and a learned step
     of each predictor (a rollout of `steps` steps: features, model, box rule)."""
     ratios: dict[str, list[float]] = {}
+    steps = min(steps, traj.n_snapshots - 1 - start)  # a trajectory of few, large steps
     for _ in range(rounds):
         md_s = md_step_seconds(traj)
         state = None

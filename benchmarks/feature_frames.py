@@ -112,12 +112,18 @@ def batch(trajs, version, idx, extra=False):
     return out + (torch.cat(bs), torch.stack(ds).float()) if extra else out
 
 
-def train(version, out, data, steps, seed=0):
+def model_config(width=128, layers=1):
+    """The network of every model here: h = 3, prior 1, `layers` message-passing layers of `width`."""
+    return ModelConfig(history=H, layers=layers, latent=width, hidden=width, prior=1.0)
+
+
+def train(version, out, data, steps, seed=0, cfg=None):
+    """Train a model of `cfg` (default: model_config()) for `steps` optimiser steps; save it to `out`."""
+    cfg = cfg or model_config()
     files = sorted(glob.glob(data + "/*.npz"))
     trajs = [Traj(f) for f in files]
     torch.manual_seed(seed)
     g = np.random.default_rng(seed)
-    cfg = ModelConfig(history=H, layers=1, latent=128, hidden=128, prior=1.0)
     model = (GlobalHead(cfg) if version == 3 else GNNSimulator(cfg)).float()
     if version == 3:
         model.ds_scale.fill_(float(torch.cat([t.S[H + 2 :, 1].diff() for t in trajs]).std()))
@@ -151,12 +157,14 @@ def train(version, out, data, steps, seed=0):
         run = 0.98 * run + 0.02 * float(loss.detach())
         if step % 500 == 0:
             print(f"v{version} step {step} loss {run:.4g} {time.time() - t0:.0f}s", flush=True)
-    torch.save({"version": version, "state": model.state_dict(), "steps": steps}, out)
+    torch.save(
+        {"version": version, "state": model.state_dict(), "steps": steps, "seed": seed, "model": cfg.to_dict()}, out
+    )
 
 
 def load(path):
     ck = torch.load(path, weights_only=False)
-    cfg = ModelConfig(history=H, layers=1, latent=128, hidden=128, prior=1.0)
+    cfg = ModelConfig.from_dict(ck["model"]) if "model" in ck else model_config()
     model = (GlobalHead(cfg) if ck["version"] == 3 else GNNSimulator(cfg)).float()
     model.load_state_dict(ck["state"])
     model.eval()

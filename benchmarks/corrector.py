@@ -45,7 +45,6 @@ box rule). Pure MD costs ξ MD steps per snapshot. The MD rows count MD and lear
 from __future__ import annotations
 
 import argparse
-import ctypes
 import glob
 import itertools
 import json
@@ -59,7 +58,7 @@ import numpy as np
 import torch
 
 from lmp_gnn.learning.export import export_zero_acceleration
-from lmp_gnn.physics.md import bonded_lammps, relaxed_lammps, snapshot
+from lmp_gnn.physics.md import bonded_lammps, relaxed_lammps, snapshot, write_state
 from lmp_gnn.physics.network import Network
 from lmp_gnn.physics.trajectory import Trajectory, load_trajectory
 from lmp_gnn.step.rollout import load_model, rollout, zero_acceleration_model
@@ -161,21 +160,6 @@ class Minimiser:
     def close(self) -> None:
         self.lmp.close()
 
-    def set_state(self, r: np.ndarray, box: np.ndarray) -> None:
-        """Box (centred at 0), wrapped positions and image flags, as lmp_gnn.coupling.driver's _write_state."""
-        lx, ly = float(box[0]), float(box[1])
-        self.lmp.command(
-            f"change_box all x final {-lx / 2:.17g} {lx / 2:.17g} y final {-ly / 2:.17g} {ly / 2:.17g} units box"
-        )
-        L = np.array([lx, ly])
-        image = np.floor((r + L / 2) / L).astype(np.int64)
-        x = np.zeros((self.n, 3))
-        x[:, :2] = r - image * L
-        img = np.zeros((self.n, 3), dtype=np.int32)
-        img[:, :2] = image
-        self.lmp.scatter_atoms("x", 1, 3, (ctypes.c_double * (3 * self.n))(*x.ravel()))
-        self.lmp.scatter_atoms("image", 0, 3, (ctypes.c_int * (3 * self.n))(*img.ravel()))
-
     def _minimize(self, style: str, ftol: float, maxiter: int, etol: float, relax_y: bool, cost: Cost) -> None:
         cmd = self.lmp.command
         if relax_y:
@@ -203,7 +187,7 @@ class Minimiser:
 
     def relax(self, r: np.ndarray, box: np.ndarray, corr: Corrector, cost: Cost) -> tuple[np.ndarray, np.ndarray]:
         """Minimise from (r, box) with Lx = box[0] fixed, y at zero stress; the relaxed positions and box."""
-        self.set_state(r, box)
+        write_state(self.lmp, r, box)
         if corr.style == "fire":  # damped dynamics cannot move the box: fire at fixed Ly, then cg on y
             self._minimize("fire", corr.ftol, corr.maxiter, corr.etol, False, cost)
             self._minimize("cg", corr.ftol, corr.maxiter, corr.etol, True, cost)

@@ -18,7 +18,6 @@ gathers and scatters the atoms, and the learned step runs identically on every r
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -172,18 +171,4 @@ class CompressionDriver:
 
     def _write_state(self, unwrapped: np.ndarray, box: np.ndarray, velocity: np.ndarray) -> None:
         """Set the box (centred at 0), wrapped positions + image flags and velocities in LAMMPS."""
-        lx, ly = float(box[0]), float(box[1])
-        self.lmp.command(f"change_box all x final {-lx / 2:.17g} {lx / 2:.17g} "
-                         f"y final {-ly / 2:.17g} {ly / 2:.17g} units box")
-        L = np.array([lx, ly])
-        image = np.floor((unwrapped + L / 2) / L).astype(np.int64)
-        wrapped = unwrapped - image * L
-        x = np.zeros((self.n, 3))
-        x[:, :2] = wrapped
-        img = np.zeros((self.n, 3), dtype=np.int32)
-        img[:, :2] = image
-        v = np.zeros((self.n, 3))
-        v[:, :2] = velocity
-        self.lmp.scatter_atoms("x", 1, 3, (ctypes.c_double * (3 * self.n))(*x.ravel()))
-        self.lmp.scatter_atoms("image", 0, 3, (ctypes.c_int * (3 * self.n))(*img.ravel()))
-        self.lmp.scatter_atoms("v", 1, 3, (ctypes.c_double * (3 * self.n))(*v.ravel()))
+        md.write_state(self.lmp, unwrapped, box, velocity)

@@ -19,6 +19,7 @@ Lx(t) = Lx0 - t·Δl; both the requested and the used rate are written to the me
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import tempfile
@@ -240,6 +241,27 @@ def snapshot(lmp, n: int) -> tuple[np.ndarray, np.ndarray]:
     x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(n, 3)[:, :2]
     image = np.ctypeslib.as_array(lmp.gather_atoms("image", 0, 3)).reshape(n, 3)[:, :2]
     return unwrap(x, image, length) - 0.5 * (lo + hi), length
+
+
+def write_state(lmp, unwrapped: np.ndarray, box: np.ndarray, velocity: np.ndarray | None = None) -> None:
+    """The inverse of `snapshot`: set the box (centred at the origin), the positions wrapped into it
+    with their image flags, from unwrapped positions [N, 2] (ordered by atom ID), and the in-plane
+    velocities [N, 2] when given."""
+    n = len(unwrapped)
+    lx, ly = float(box[0]), float(box[1])
+    lmp.command(f"change_box all x final {-lx / 2:.17g} {lx / 2:.17g} y final {-ly / 2:.17g} {ly / 2:.17g} units box")
+    length = np.array([lx, ly])
+    image = np.floor((unwrapped + length / 2) / length).astype(np.int64)
+    x = np.zeros((n, 3))
+    x[:, :2] = unwrapped - image * length
+    img = np.zeros((n, 3), dtype=np.int32)
+    img[:, :2] = image
+    lmp.scatter_atoms("x", 1, 3, (ctypes.c_double * (3 * n))(*x.ravel()))
+    lmp.scatter_atoms("image", 0, 3, (ctypes.c_int * (3 * n))(*img.ravel()))
+    if velocity is not None:
+        v = np.zeros((n, 3))
+        v[:, :2] = velocity
+        lmp.scatter_atoms("v", 1, 3, (ctypes.c_double * (3 * n))(*v.ravel()))
 
 
 def athermal_box_poisson(net: Network, strain: float, *, increments: int = 10, ftol: float = 1e-12) -> float:

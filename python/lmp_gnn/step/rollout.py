@@ -27,7 +27,8 @@ For each step t = start, ..., start+n-1:
    - driven axis x: Lx(t+1) = Lx(t) - Δl (recursively, not Lx(0) - (t+1)Δl);
    - free axis y: u = v(t+1) (the learned displacement r(t+1) - r(t)); the fitted strain of each
      axis, f_x = Σ u_x,i x_i / Σ x_i² and f_y likewise, x_i, y_i the unwrapped coordinates from the
-     box centre; eps = (-Δl / Lx(t)) f_y / f_x (f_y when Δl or f_x is 0; `rules.free_strain_from_fits`)
+     box centre; eps = k f_y with k = (-Δl / Lx(t)) / f_x when k is in [0.5, 1.5], else f_y
+     (`rules.free_strain_from_fits`)
      (`rules.free_axis_strain`, `rules.box_rule`); Ly(t+1) = Ly(t) (1 + eps).
    The box stays centred at the origin; node positions are NOT rescaled with the box (the model
    moves the nodes; the box only follows them so that minimum images stay right).

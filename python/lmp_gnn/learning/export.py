@@ -263,12 +263,8 @@ def export_zero_acceleration(like: str | os.PathLike, out_path: str | os.PathLik
     and box rule, only the model call differs); no weights, hence no weights_crc32. Returns the
     metadata written. fix gnn/rollout in mode adaptive runs it as projective integration (linear
     extrapolation checked by the live error signal, corrected by MD; docs/fix_gnn_rollout.md)."""
-    load_exported(like)    # a model this version reads, checksum included
-    extra = {k: "" for k in METADATA_KEYS}
-    with quiet_jit():
-        torch.jit.load(str(like), _extra_files=extra)
-    raw = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items()}
-    raw = {k: v for k, v in raw.items() if v and k != "weights_crc32"}
+    _, meta = load_exported(like)    # a model this version reads, checksum included
+    raw = to_strings({**meta, "weights_crc32": None})
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".export.") as tmpdir:

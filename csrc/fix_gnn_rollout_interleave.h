@@ -7,9 +7,9 @@
 
    Mode adaptive is mode interleave with learned blocks of a varying length (block_len): a
    learned step whose state's live error signal (f_ID[13]) is above tol is not taken, MD takes
-   over at once and the next block is half the steps this one took; a block that ends without
-   that doubles the next one, up to learn_block; a block of 0 steps (pure MD) is followed by one
-   of 1. Every block's end is logged.
+   over at once and the next block is as long as the steps this one took (each of them passed
+   the signal); a block that ends without that doubles the next one, up to learn_block; a block
+   of 0 steps (pure MD) is followed by one of 1. Every block's end is logged.
 ------------------------------------------------------------------------- */
 
 #ifndef LMP_FIX_GNN_ROLLOUT_INTERLEAVE_H

@@ -1,6 +1,6 @@
 """fix gnn/rollout mode adaptive: mode interleave whose learned blocks follow the live error
 signal f_ID[13]. A learned step whose state is further from force balance than `tol` is not
-taken (MD takes over at once, the next block is half the steps taken); a block that ends under
+taken (MD takes over at once, the next block as long as the steps taken); a block that ends under
 tol doubles the next, up to `learn`; an MD-only cycle is followed by a block of 1.
 """
 
@@ -39,20 +39,26 @@ def block_ends(log) -> list[tuple[int, str]]:
 
 
 def test_blocks_follow_the_signal(models, tmp_path):
-    """The schedule of one run: a full block (signal under tol), a block stopped after 5 of 8
-    steps (next 2), one stopped after 1 of 2 (next 0, an MD-only cycle); every switch logged
-    with the signal, and the outputs count the steps."""
+    """The schedule of one run: a full block (signal under tol, next doubled up to learn), a block
+    stopped after 5 of 8 steps (next 5, the steps that passed), one after 1 of 5 (next 1), a full
+    block of 1 (next 2), one stopped at its first step (next 0), an MD-only cycle (next 1); every
+    switch logged with the signal, and the outputs count the steps."""
     log = tmp_path / "log.lammps"
-    lmp = run_in_process(network_deck(tmp_path) + adaptive_fix(models["spring"], TRIPPING) + "run 150\n", log=log)
+    lmp = run_in_process(network_deck(tmp_path) + adaptive_fix(models["spring"], TRIPPING) + "run 300\n", log=log)
     ends = block_ends(log)
-    assert [step for step, _ in ends] == [48, 94, 135]
-    assert ends[0][1].startswith("8 learned steps with signal <= 1 (largest 0.42")
-    assert ends[1][1].startswith("signal 1.067 > tol 1 after 5 of 8 learned steps; MD takes over, next learned block 2")
-    assert ends[2][1].endswith("after 1 of 2 learned steps; MD takes over, next learned block 0")
+    assert [step for step, _ in ends] == [48, 94, 135, 175, 216, 255, 296]
+    texts = [text for _, text in ends]
+    assert texts[0].startswith("8 learned steps with signal <= 1 (largest 0.42")
+    assert texts[0].endswith("next learned block 8")
+    assert texts[1].startswith("signal 1.067 > tol 1 after 5 of 8 learned steps; MD takes over, next learned block 5")
+    assert texts[2].endswith("after 1 of 5 learned steps; MD takes over, next learned block 1")
+    assert texts[3].startswith("1 learned steps with signal <= 1") and texts[3].endswith("next learned block 2")
+    assert texts[4].endswith("after 0 of 2 learned steps; MD takes over, next learned block 0")
+    assert texts[5] == "an MD-only cycle; next learned block 1"
     learned, md = lmp.extract_fix("ad", 0, 1, 0), lmp.extract_fix("ad", 0, 1, 11)
-    assert (learned, md) == (14, 136)  # 8 + 5 + 1 learned steps, every other step MD
+    assert (learned, md) == (15, 285)  # 8 + 5 + 1 + 1 learned steps, every other step MD
     assert lmp.extract_fix("ad", 0, 1, 13) == pytest.approx(md / (md + learned * EVERY), rel=1e-15)
-    assert lmp.extract_fix("ad", 0, 1, 14) == 0
+    assert lmp.extract_fix("ad", 0, 1, 14) == 0  # the block stopped at step 296
     assert lmp.extract_fix("ad", 0, 1, 12) > TRIPPING  # the signal of the step that was refused
     lmp.close()
 

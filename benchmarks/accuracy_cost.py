@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy_cost.py [-o runs/accuracy_cost] [--networks DIR] [--count 4]
         [--md 1,3,4,10] [--learn 1,5,20,50,200] [--large] [--model MODEL.pt]
-        [--tol 2e-3,5e-3 --adaptive-md 4 --adaptive-learn 200] [--relax-blocks 20]
+        [--tol 3e-3 --adaptive-md 3 --adaptive-learn 200] [--relax-blocks 20]
 
 For each held-out network (the LAMMPS data files in --networks DIR, made by `lmp-gnn networks`; without
 it, --count networks of N = 300 made with seed 7000 into OUT/networks; --large adds 2 of N ≈ 800, seed
@@ -549,7 +549,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-driver-check", dest="driver_check", action="store_false")
     ap.add_argument("--resolution", type=float, default=1e-3, help="ν error counted as equal below this")
     ap.add_argument("--tol", type=parse_floats, default=[], help="mode adaptive: tolerances of the signal f_ID[13]")
-    ap.add_argument("--adaptive-md", type=int, default=10, help="mode adaptive: MD snapshot intervals per cycle")
+    ap.add_argument(
+        "--adaptive-md",
+        type=int,
+        default=3,
+        help="mode adaptive: MD snapshot intervals per cycle (default %(default)s)",
+    )
     ap.add_argument("--adaptive-learn", type=int, default=200, help="mode adaptive: the longest learned block")
     ap.add_argument(
         "--relax-blocks", type=parse_ints, default=[], help="blocks of mode leap between cg minimisations (e.g. 20)"

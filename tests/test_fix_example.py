@@ -103,7 +103,7 @@ def test_adaptive_example_runs(tmp_path):
                     str(root / "python" / "lmp_gnn" / "data" / "demo_model.pt"), "-o", str(work / "zero.pt")],
                    check=True, capture_output=True)
     results = []
-    for extra in ([], ["-var", "tol", "1e-9"], ["-var", "model", "zero.pt", "-var", "md", "3", "-var", "tol", "5e-3"]):
+    for extra in ([], ["-var", "tol", "1e-9"], ["-var", "model", "zero.pt", "-var", "md", "3", "-var", "tol", "3e-3"]):
         out = subprocess.run([str(Path(sys.executable).parent / "lmp"), "-in", "in.adaptive", *extra], cwd=work,
                              env=env, capture_output=True, text=True, timeout=300)
         text = out.stdout + out.stderr

@@ -15,6 +15,7 @@ from lmp_gnn.learning.export import (
     load_checkpoint,
     load_exported,
     model_from_checkpoint,
+    rescript_exported,
     save_checkpoint,
 )
 from lmp_gnn.learning.model import GNNSimulator, ModelConfig
@@ -321,3 +322,27 @@ def test_cli_export_refuses_checkpoints_it_cannot_export(checkpoint, tmp_path, c
         assert err.startswith(f"lmp-gnn export: error: {path}: {message}"), err
         assert len(err.strip().splitlines()) == 1
         assert not out.exists() and not (out.parent.exists() and list(out.parent.iterdir()))
+
+
+def extra_files(path):
+    with zipfile.ZipFile(path) as z:
+        return {name.split("/", 1)[1]: z.read(name) for name in z.namelist() if "/extra/" in name}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rescript_keeps_weights_metadata_and_outputs(checkpoint, tmp_path, dtype):
+    """rescript_exported re-saves an exported model with this version's model code: the metadata
+    files byte for byte, the same weights, the same outputs (the shipped model was re-saved so)."""
+    ckpt_path, _ = checkpoint
+    old, new = tmp_path / "old.pt", tmp_path / "new.pt"
+    export_checkpoint(ckpt_path, old, dtype=dtype)
+    meta = rescript_exported(old, new)
+    assert extra_files(new) == extra_files(old) and meta == load_exported(old)[1]
+    a, b = load_exported(old)[0], load_exported(new)[0]
+    for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+    nf, ei, ef, _ = graph(dtype=getattr(torch, dtype))
+    with torch.no_grad():
+        assert torch.equal(a(nf, ei, ef), b(nf, ei, ef))
+    with pytest.raises(ExportedModelError, match="no such model file"):
+        rescript_exported(tmp_path / "missing.pt", new)

@@ -300,6 +300,44 @@ def _check_export(path: Path, model: GNNSimulator, dtype: str) -> None:
                            f"and output [{n}, {DIMENSION}] {tdt}, got {err:.3g}, {tuple(got.shape)} {got.dtype}")
 
 
+def _load_with_extra_files(path: Path, device: str | torch.device = "cpu"
+                           ) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
+    """(module, {metadata key: raw string}) of an exported model file, "" for keys it lacks."""
+    if not path.is_file():
+        raise ExportedModelError(f"{path}: no such model file")
+    extra = {k: "" for k in (*METADATA_KEYS, HPARAMS_KEY)}
+    try:
+        with quiet_jit():
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except RuntimeError as exc:
+        raise ExportedModelError(f"{path}: not a TorchScript file ({exc}); "
+                                 f"did you pass a training checkpoint? Run `lmp-gnn export` on it") from exc
+    return module, {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items()}
+
+
+def rescript_exported(src: str | os.PathLike, out_path: str | os.PathLike) -> dict[str, Any]:
+    """Re-save the exported GNNSimulator `src` with this version's model code: the same weights and
+    metadata (byte for byte), the forward of lmp_gnn.learning.model as it is now (e.g. a faster edge
+    path), checked against the eager model like `export_checkpoint`. Returns the metadata."""
+    src = Path(src)
+    module, meta = load_exported(src)       # checks format and checksum
+    if HPARAMS_KEY not in meta:
+        raise ExportedModelError(f"{src}: no {HPARAMS_KEY} in its metadata; re-export it from its checkpoint")
+    _, raw = _load_with_extra_files(src)
+    model = build_model(ModelConfig.from_dict(meta[HPARAMS_KEY]["model"]))
+    model.load_state_dict(module.state_dict())
+    dtype = str(meta["dtype"])
+    scripted = script_model(model, dtype)
+    out_path = Path(out_path)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".export.") as tmpdir:
+        tmp = Path(tmpdir) / out_path.name
+        with quiet_jit():
+            torch.jit.save(scripted, str(tmp), _extra_files={k: v for k, v in raw.items() if v})
+        os.replace(tmp, out_path)
+    _check_export(out_path, model, dtype)
+    return load_exported(out_path)[1]
+
+
 def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
                   ) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     """Load an exported model and its metadata.
@@ -312,16 +350,7 @@ def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
     or the weights do not give weights_crc32, with the message of the fix.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ExportedModelError(f"{path}: no such model file")
-    extra = {k: "" for k in (*METADATA_KEYS, HPARAMS_KEY)}
-    try:
-        with quiet_jit():
-            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-    except RuntimeError as exc:
-        raise ExportedModelError(f"{path}: not a TorchScript file ({exc}); "
-                                 f"did you pass a training checkpoint? Run `lmp-gnn export` on it") from exc
-    raw = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items()}
+    module, raw = _load_with_extra_files(path, device)
     try:
         meta = parse(raw, f"model file {path}")
     except MetadataError as exc:

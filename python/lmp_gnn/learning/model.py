@@ -58,6 +58,10 @@ from lmp_gnn.step.features import EDGE_DIM
 from lmp_gnn.step.metadata import DIMENSION, MAX_HISTORY, MIN_HISTORY
 
 EDGE_INPUTS = EDGE_DIM + 1     # the contract's 4 edge features and the bond strain (model_inputs)
+# Edges per block of the one-layer edge path (GNNSimulator.single_layer_in_blocks): its [block, hidden]
+# temporaries stay in the core's cache instead of streaming [E, hidden] tensors through memory
+# (1.6x faster model calls at N = 10k-100k on one core, benchmarks/cost_model.py).
+EDGE_BLOCK = 1024
 
 
 @atexit.register
@@ -325,36 +329,47 @@ class InteractionLayer(MessagePassing):
         so the [E, L] embedding is never formed. Valid only when the caller does not need e itself
         (no edge residual into a later layer). Returns (x, m) with m the messages [E, L].
         """
-        lat = self.latent
-        w, bias = self.phi.first_linear()
-        wc, bc = F.linear(w_e.t(), w[:, 2 * lat:]).t(), F.linear(b_e, w[:, 2 * lat:], bias)
+        wc, bc = self.folded_weights(w_e, b_e)
         pre = F.linear(e_hidden, wc, bc)                # [E, H]
         x_new, m = self._finish(x, edge_index, None, pre, need_edges)
         return x_new, m
 
+    def folded_weights(self, w_e: Tensor, b_e: Tensor) -> tuple[Tensor, Tensor]:
+        """(W_c w_e, W_c b_e + b): the message MLP's first Linear on the edge encoder's hidden state."""
+        lat = self.latent
+        w, bias = self.phi.first_linear()
+        return F.linear(w_e.t(), w[:, 2 * lat:]).t().contiguous(), F.linear(b_e, w[:, 2 * lat:], bias)
+
+    def node_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(W_a x, W_b x) [N, H]: the receiver and sender parts of the first message Linear, once per node."""
+        w, _ = self.phi.first_linear()
+        lat = self.latent
+        return F.linear(x, w[:, :lat]), F.linear(x, w[:, lat:2 * lat])
+
+    def update_from_sums(self, x: Tensor, receiver: Tensor, ysum: Tensor) -> Tensor:
+        """x' from ysum [N, H], the receivers' sums of the message MLP's last hidden state (n_layers >= 2,
+        no norm): the last Linear commutes with the sum, sum_j (W y_ij + c) = W sum_j y_ij + deg_i c."""
+        w_last, b_last = self.phi.last_linear()
+        deg = torch.bincount(receiver, minlength=x.size(0)).to(ysum.dtype)
+        agg = torch.addmm(deg.unsqueeze(1) * b_last.unsqueeze(0), ysum, w_last.t())
+        x_new = self.psi(torch.cat([x, agg], dim=1))
+        return x + x_new if self.residual else x_new
+
     def _finish(self, x: Tensor, edge_index: Tensor, e: Tensor | None, pre: Tensor, need_edges: bool
                 ) -> tuple[Tensor, Tensor]:
-        lat = self.latent
-        w, _ = self.phi.first_linear()
         sender = edge_index[0]
         receiver = edge_index[1]
-        a = F.linear(x, w[:, :lat])                    # [N, H] receiver part, once per node
-        b = F.linear(x, w[:, lat:2 * lat])             # [N, H] sender part, once per node
+        a, b = self.node_terms(x)                      # [N, H] receiver and sender parts
         pre.add_(a.index_select(0, receiver)).add_(b.index_select(0, sender))   # in place: fewer big temporaries
         if not need_edges and self.phi.n_layers >= 2 and not self.phi.has_norm:
-            # only the sum reaches the nodes, and the last Linear commutes with it:
-            # sum_j (W y_ij + c) = W sum_j y_ij + deg_i c, a [N, H] x [H, L] product instead of [E, H] x [H, L]
+            # only the sum reaches the nodes: a [N, H] x [H, L] product instead of [E, H] x [H, L]
             y = self.phi.tail_hidden(pre)               # [E, H]
             ysum = torch.zeros((x.size(0), y.size(1)), dtype=y.dtype, device=y.device)
             ysum.index_add_(0, receiver, y)
-            w_last, b_last = self.phi.last_linear()
-            deg = torch.bincount(receiver, minlength=x.size(0)).to(y.dtype)
-            agg = torch.addmm(deg.unsqueeze(1) * b_last.unsqueeze(0), ysum, w_last.t())
-            m = agg
-        else:
-            m = self.phi.tail(pre)                      # [E, L] messages
-            agg = torch.zeros((x.size(0), m.size(1)), dtype=m.dtype, device=m.device)
-            agg.index_add_(0, receiver, m)              # [N, L] sum at receivers
+            return self.update_from_sums(x, receiver, ysum), ysum
+        m = self.phi.tail(pre)                          # [E, L] messages
+        agg = torch.zeros((x.size(0), m.size(1)), dtype=m.dtype, device=m.device)
+        agg.index_add_(0, receiver, m)                  # [N, L] sum at receivers
         x_new = self.psi(torch.cat([x, agg], dim=1))
         if self.residual:
             x_new = x + x_new
@@ -414,6 +429,7 @@ class GNNSimulator(nn.Module):
         # The first layer can take the edge encoder's last Linear folded into its message MLP
         # when nothing later needs the edge embedding itself (k = 1, or no edge residual).
         self.fold_edge_encoder = (not cfg.layer_norm) and (cfg.layers == 1 or not cfg.residual)
+        self.edge_block = EDGE_BLOCK
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -459,6 +475,8 @@ class GNNSimulator(nn.Module):
         node_in, edge_in = self.model_inputs(node_features, edge_features)
         x = self.node_encoder(self.node_norm(node_in))
         en = self.edge_norm(edge_in)
+        if self.fold_edge_encoder and len(self.processor) == 1 and self.edge_encoder.n_layers >= 2:
+            return self.decoder(self.single_layer_in_blocks(x, edge_index, en))
         w_e, b_e = self.edge_encoder.last_linear()
         if self.fold_edge_encoder:
             e = self.edge_encoder.hidden(en)            # [E, hidden]; layer 0 applies (W_c w_e, W_c b_e + b)
@@ -472,6 +490,29 @@ class GNNSimulator(nn.Module):
             else:
                 x, e = layer(x, edge_index, e, i < last)
         return self.decoder(x)
+
+    def single_layer_in_blocks(self, x: Tensor, edge_index: Tensor, en: Tensor) -> Tensor:
+        """The node state after the one interaction layer (k = 1, edge encoder folded into its message MLP,
+        MLPs of >= 2 layers without norm) from the normalised edge inputs en [E, 5], edge_block edges at a
+        time: edge encoder hidden state, first message Linear, the node terms gathered, the message MLP's
+        hidden layers and the sum at the receivers, without an [E, hidden] tensor. Same arithmetic as
+        forward_folded + the summed path of _finish, row by row."""
+        w_e, b_e = self.edge_encoder.last_linear()
+        sender, receiver = edge_index[0], edge_index[1]
+        n_edges = en.size(0)
+        for layer in self.processor:  # the one layer (TorchScript iterates a ModuleList, it does not index it)
+            # ModuleList items are typed Module; TorchScript knows each one is an InteractionLayer
+            wc, bc = layer.folded_weights(w_e, b_e)  # type: ignore[operator]
+            a, b = layer.node_terms(x)  # type: ignore[operator]
+            ysum = torch.zeros((x.size(0), wc.size(0)), dtype=x.dtype, device=x.device)
+            for start in range(0, n_edges, self.edge_block):
+                stop = min(start + self.edge_block, n_edges)
+                r = receiver[start:stop]
+                pre = F.linear(self.edge_encoder.hidden(en[start:stop]), wc, bc)
+                pre.add_(a.index_select(0, r)).add_(b.index_select(0, sender[start:stop]))
+                ysum.index_add_(0, r, layer.phi.tail_hidden(pre))  # type: ignore[union-attr, operator]
+            x = layer.update_from_sums(x, receiver, ysum)  # type: ignore[operator]
+        return x
 
     def acceleration_prior(self, node_features: Tensor) -> Tensor:
         """[N, 2] prior c (v(t) - v(t-1)) added to the network's output (zeros when c = 0)."""

@@ -346,6 +346,10 @@ class InteractionLayer(MessagePassing):
         lat = self.latent
         return F.linear(x, w[:, :lat]), F.linear(x, w[:, lat:2 * lat])
 
+    def message_hidden(self, pre: Tensor) -> Tensor:
+        """The message MLP's last hidden state from its first Linear's output (n_layers >= 2)."""
+        return self.phi.tail_hidden(pre)
+
     def update_from_sums(self, x: Tensor, receiver: Tensor, ysum: Tensor) -> Tensor:
         """x' from ysum [N, H], the receivers' sums of the message MLP's last hidden state (n_layers >= 2,
         no norm): the last Linear commutes with the sum, sum_j (W y_ij + c) = W sum_j y_ij + deg_i c."""
@@ -510,7 +514,7 @@ class GNNSimulator(nn.Module):
                 r = receiver[start:stop]
                 pre = F.linear(self.edge_encoder.hidden(en[start:stop]), wc, bc)
                 pre.add_(a.index_select(0, r)).add_(b.index_select(0, sender[start:stop]))
-                ysum.index_add_(0, r, layer.phi.tail_hidden(pre))  # type: ignore[union-attr, operator]
+                ysum.index_add_(0, r, layer.message_hidden(pre))  # type: ignore[operator]
             x = layer.update_from_sums(x, receiver, ysum)  # type: ignore[operator]
         return x
 

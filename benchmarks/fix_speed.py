@@ -1,11 +1,11 @@
 """fix gnn/rollout speed, measured in one run: learned step vs Python/PyG eager, vs LAMMPS MD, vs
 the machine's matmul rate, and resident memory over a long run.
 
-    python benchmarks/fix_speed.py [--sizes 32 100 316] [--steps 20] [--memory-steps 10000]
+    python benchmarks/fix_speed.py [--sizes 32 100 316] [--steps 20] [--memory-steps 10000] [--width 128]
 
 For each n the network is the jittered periodic triangular lattice
 `lmp_gnn.physics.generate.triangular_network(n, n)` (N ≈ n²: 1k, 10k, 100k) and the model the paper-size
-GNNSimulator (h = 3, k = 1, width 128), untrained, float32, output scaled by 1e-6 so atoms stay
+GNNSimulator (h = 3, k = 1, width 128, or --width), untrained, float32, output scaled by 1e-6 so atoms stay
 put while timing (examples/leap/bench_leap.py's Quiet). One torch thread, one MPI rank, everywhere.
 
 - fix: `lmp -in` with `fix gnn/rollout` (TorchScript through libtorch, box held), ms per learned
@@ -162,11 +162,12 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 100, 316], help="lattice side n (N ≈ n²)")
     p.add_argument("--steps", type=int, default=20, help="learned steps timed per size (fewer above 50k)")
     p.add_argument("--memory-steps", type=int, default=10000, help="learned steps of the memory check (0: skip)")
+    p.add_argument("--width", type=int, default=128, help="hidden and latent width of the timed model (paper: 128)")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     delta_l, box_length = shipped_step()
-    model = GNNSimulator(ModelConfig()).float().eval()
+    model = GNNSimulator(ModelConfig(hidden=args.width, latent=args.width)).float().eval()
     meta = to_strings(model_metadata(**dict(SPRINGS, history=model.history, layers=model.config.layers,
                                             dtype="float32")))
     eager = EagerPyG(model)

@@ -12,6 +12,8 @@
 #    on one core;
 # 5. export of the last stage to OUT_PREFIX_strain100/model.pt.
 # Re-running resumes: a stage with a last.pt goes on from it (--resume; nothing to do if finished).
+# TRAIN_ARGS adds options to every stage, e.g. the same recipe at width 64 (docs/model.md):
+#   TRAIN_ARGS="--set model.hidden=64 --set model.latent=64" bash scripts/train_model.sh runs/w64
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/paper}
@@ -22,7 +24,8 @@ stage() {   # stage OUT_DIR ARGS...: train into OUT_DIR, resuming from OUT_DIR/l
   local dir=$1; shift
   local resume=()
   if [ -f "$dir/last.pt" ]; then resume=(--resume); fi
-  $LMP_GNN train "$CONFIG" -o "$dir" --no-progress "$@" "${resume[@]}"
+  # shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
+  $LMP_GNN train "$CONFIG" -o "$dir" --no-progress "$@" "${resume[@]}" ${TRAIN_ARGS:-}
 }
 unrolled() {   # unrolled FROM OUT_DIR K STEPS BATCH LR CLIP [LEAD [STRAIN_WEIGHT]]: fine-tune FROM with a K-step unrolled loss
   stage "$2" --init "$1/last.pt" --unroll "$3" --steps "$4" --batch-size "$5" --lr "$6" --lr-final 1e-5 \

@@ -236,14 +236,7 @@ def export_checkpoint(ckpt_path: str | os.PathLike, out_path: str | os.PathLike,
     scripted = script_model(model, dtype)
     meta["weights_crc32"] = extra["weights_crc32"] = weights_checksum(scripted)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    # save under the final name in a private folder, then rename (atomic; the archive's
-    # inner folder is named after the file, so it stays the user's name)
-    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".export.") as tmpdir:
-        tmp = Path(tmpdir) / out_path.name
-        with quiet_jit():
-            torch.jit.save(scripted, str(tmp), _extra_files=extra)
-        os.replace(tmp, out_path)
+    _save_atomically(scripted, out_path, extra)
     if check:
         _check_export(out_path, model, dtype)
     return meta
@@ -265,18 +258,25 @@ def export_zero_acceleration(like: str | os.PathLike, out_path: str | os.PathLik
     extrapolation checked by the live error signal, corrected by MD; docs/fix_gnn_rollout.md)."""
     _, meta = load_exported(like)    # a model this version reads, checksum included
     raw = to_strings({**meta, "weights_crc32": None})
-    out_path = Path(out_path)
+    with quiet_jit():
+        zero = torch.jit.script(ZeroAcceleration())
+    _save_atomically(zero, Path(out_path), raw)
+    return load_exported(out_path)[1]
+
+
+def _save_atomically(module: torch.jit.ScriptModule, out_path: Path, extra_files: dict[str, str]) -> None:
+    """torch.jit.save under the final name in a private folder, then rename: atomic, and the archive's
+    inner folder is named after the file, so it stays the user's name."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".export.") as tmpdir:
         tmp = Path(tmpdir) / out_path.name
         with quiet_jit():
-            torch.jit.save(torch.jit.script(ZeroAcceleration()), str(tmp),
-                           _extra_files={k: v.encode() for k, v in raw.items()})
+            torch.jit.save(module, str(tmp), _extra_files=extra_files)
         os.replace(tmp, out_path)
-    return load_exported(out_path)[1]
 
 
-def _check_export(path: Path, model: GNNSimulator, dtype: str) -> None:
+def _check_export(path: Path, model: GNNSimulator, dtype: str) -> dict[str, Any]:
+    """The exported file's output on a small random graph against the eager model's; its metadata."""
     loaded, meta = load_exported(path)
     g = torch.Generator().manual_seed(0)
     n, e, h = 40, 120, int(meta["history"])
@@ -298,21 +298,7 @@ def _check_export(path: Path, model: GNNSimulator, dtype: str) -> None:
     if got.dtype != tdt or got.shape != (n, DIMENSION) or not err <= tol:
         raise RuntimeError(f"{path}: exported model disagrees with the eager model: expected relative error <= {tol} "
                            f"and output [{n}, {DIMENSION}] {tdt}, got {err:.3g}, {tuple(got.shape)} {got.dtype}")
-
-
-def _load_with_extra_files(path: Path, device: str | torch.device = "cpu"
-                           ) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
-    """(module, {metadata key: raw string}) of an exported model file, "" for keys it lacks."""
-    if not path.is_file():
-        raise ExportedModelError(f"{path}: no such model file")
-    extra = {k: "" for k in (*METADATA_KEYS, HPARAMS_KEY)}
-    try:
-        with quiet_jit():
-            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-    except RuntimeError as exc:
-        raise ExportedModelError(f"{path}: not a TorchScript file ({exc}); "
-                                 f"did you pass a training checkpoint? Run `lmp-gnn export` on it") from exc
-    return module, {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items()}
+    return meta
 
 
 def rescript_exported(src: str | os.PathLike, out_path: str | os.PathLike) -> dict[str, Any]:
@@ -320,22 +306,15 @@ def rescript_exported(src: str | os.PathLike, out_path: str | os.PathLike) -> di
     metadata (byte for byte), the forward of lmp_gnn.learning.model as it is now (e.g. a faster edge
     path), checked against the eager model like `export_checkpoint`. Returns the metadata."""
     src = Path(src)
-    module, meta = load_exported(src)       # checks format and checksum
+    module, meta, raw = _load_exported(src)       # checks format and checksum
     if HPARAMS_KEY not in meta:
         raise ExportedModelError(f"{src}: no {HPARAMS_KEY} in its metadata; re-export it from its checkpoint")
-    _, raw = _load_with_extra_files(src)
     model = build_model(ModelConfig.from_dict(meta[HPARAMS_KEY]["model"]))
     model.load_state_dict(module.state_dict())
     dtype = str(meta["dtype"])
-    scripted = script_model(model, dtype)
     out_path = Path(out_path)
-    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".export.") as tmpdir:
-        tmp = Path(tmpdir) / out_path.name
-        with quiet_jit():
-            torch.jit.save(scripted, str(tmp), _extra_files={k: v for k, v in raw.items() if v})
-        os.replace(tmp, out_path)
-    _check_export(out_path, model, dtype)
-    return load_exported(out_path)[1]
+    _save_atomically(script_model(model, dtype), out_path, {k: v for k, v in raw.items() if v})
+    return _check_export(out_path, model, dtype)
 
 
 def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
@@ -349,8 +328,23 @@ def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
     present. Raises `ExportedModelError` if a key is missing or has a value this version cannot use,
     or the weights do not give weights_crc32, with the message of the fix.
     """
-    path = Path(path)
-    module, raw = _load_with_extra_files(path, device)
+    module, meta, _ = _load_exported(Path(path), device)
+    return module, meta
+
+
+def _load_exported(path: Path, device: str | torch.device = "cpu"
+                   ) -> tuple[torch.jit.ScriptModule, dict[str, Any], dict[str, str]]:
+    """`load_exported`, and the metadata files as stored ({key: raw string}, "" for keys the file lacks)."""
+    if not path.is_file():
+        raise ExportedModelError(f"{path}: no such model file")
+    extra = {k: "" for k in (*METADATA_KEYS, HPARAMS_KEY)}
+    try:
+        with quiet_jit():
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except RuntimeError as exc:
+        raise ExportedModelError(f"{path}: not a TorchScript file ({exc}); "
+                                 f"did you pass a training checkpoint? Run `lmp-gnn export` on it") from exc
+    raw = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in extra.items()}
     try:
         meta = parse(raw, f"model file {path}")
     except MetadataError as exc:
@@ -363,4 +357,4 @@ def load_exported(path: str | os.PathLike, device: str | torch.device = "cpu"
                                      "the file is damaged")
     if raw[HPARAMS_KEY]:
         meta[HPARAMS_KEY] = json.loads(raw[HPARAMS_KEY])
-    return module, meta
+    return module, meta, raw

@@ -56,6 +56,7 @@ import numpy as np
 
 from lmp_gnn.physics.md import md_steps_per_snapshot, relaxed_lammps, snapshot
 from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.poisson import box_poisson_between
 from lmp_gnn.step.rules import nu_estimator, step_delta_l
 
 SHIPPED = Path(__file__).resolve().parents[1] / "python" / "lmp_gnn" / "data" / "demo_model.pt"
@@ -145,8 +146,14 @@ def measure(case: Case, lmp, n_nodes: int, r0: np.ndarray, box0: np.ndarray) -> 
     r, box = snapshot(lmp, n_nodes)
     eps = 1.0 - box[0] / box0[0]
     case.strain.append(float(eps))
-    case.nu_box.append(float((box[1] / box0[1] - 1.0) / eps))
+    case.nu_box.append(box_poisson_between(box0, box))
     case.nu_est.append(nu_estimator(r0, r, box0, box))
+
+
+def error_line(exc: Exception) -> str:
+    """The line of a failed run to record: LAMMPS' ERROR line if there is one, else the first."""
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    return next((ln for ln in lines if "ERROR" in ln), lines[0] if lines else type(exc).__name__)
 
 
 def run_case(
@@ -200,8 +207,7 @@ def run_case(
                 case.md_fraction = float(lmp.extract_fix("il", 0, 1, 13))
             measure(case, lmp, net.n_nodes, r0, box0)
     except Exception as exc:  # a fix ERROR (e.g. accelerations too large): record it, keep going
-        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-        case.error = next((ln for ln in lines if "ERROR" in ln), lines[0] if lines else type(exc).__name__)
+        case.error = error_line(exc)
     finally:
         lmp.close()
     return case
@@ -224,7 +230,7 @@ def run_relax_case(
     `fix box/relax y 0.0`, ftol `ftol`, at most 1000 iterations); each block starts from the secant
     velocity of the last (relaxed positions less those at its start, per MD time), through `velocity
     set` of atom-style variables and `init velocity`. The leap fix is re-created every block (LAMMPS
-    refuses fix box/relax beside a fix that changes the box), which reloads its model file. Units and
+    refuses fix box/relax beside a fix that changes the box); the backend keeps the loaded model. Units and
     targets as in `run_case`; a target inside a block reads the uncorrected prediction. The settings
     (cg, ftol 1e-4, the secant history) are those docs/corrector.md chose on validation networks."""
     every = setting.every
@@ -274,8 +280,7 @@ def run_relax_case(
                     segment, in_block = block, 0
             measure(case, lmp, net.n_nodes, r0, box0)
     except Exception as exc:
-        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-        case.error = next((ln for ln in lines if "ERROR" in ln), lines[0] if lines else type(exc).__name__)
+        case.error = error_line(exc)
     finally:
         lmp.close()
     return case

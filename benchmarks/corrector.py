@@ -60,6 +60,7 @@ import torch
 from lmp_gnn.learning.export import export_zero_acceleration
 from lmp_gnn.physics.md import bonded_lammps, relaxed_lammps, snapshot, write_state
 from lmp_gnn.physics.network import Network
+from lmp_gnn.physics.poisson import box_poisson_between
 from lmp_gnn.physics.trajectory import Trajectory, load_trajectory
 from lmp_gnn.step.rollout import load_model, rollout, zero_acceleration_model
 from lmp_gnn.step.rules import nu_estimator
@@ -133,11 +134,6 @@ class NetworkRun:
     strain_start: float = 0.0  # strain at s0 and at the last snapshot: the cost is per strain between them
     strain_end: float = 0.0
     failed: str = ""
-
-
-def nu_box(box0: np.ndarray, box: np.ndarray) -> float:
-    """ν_box = (Ly/Ly0 − 1)/ε with ε = 1 − Lx/Lx0."""
-    return float((box[1] / box0[1] - 1.0) / (1.0 - box[0] / box0[0]))
 
 
 def scored_snapshots(traj: Trajectory) -> list[int]:
@@ -334,7 +330,10 @@ def md_step_seconds(traj: Trajectory, steps: int = 3000) -> float:
 def nus(traj: Trajectory, states: dict, targets: list[int]) -> dict:
     """{t: (ν_est, ν_box)} of the states (positions, box) at the targets, from snapshot 0."""
     r0, box0 = traj.positions[0], traj.box[0]
-    return {t: (nu_estimator(r0, states[t][0], box0, states[t][1]), nu_box(box0, states[t][1])) for t in targets}
+    return {
+        t: (nu_estimator(r0, states[t][0], box0, states[t][1]), box_poisson_between(box0, states[t][1]))
+        for t in targets
+    }
 
 
 def calibrate(
@@ -380,10 +379,10 @@ def score(traj: Trajectory, nu: dict, targets: list[int], aqs: dict, run: Networ
         est, nbox = nu[t]
         run.strain.append(float(1.0 - traj.box[t, 0] / box0[0]))
         run.d_est_md.append(abs(est - nu_estimator(r0, traj.positions[t], box0, traj.box[t])))
-        run.d_box_md.append(abs(nbox - nu_box(box0, traj.box[t])))
+        run.d_box_md.append(abs(nbox - box_poisson_between(box0, traj.box[t])))
         ra, ba = aqs[t]
         run.d_est_aqs.append(abs(est - nu_estimator(r0, ra, box0, ba)))
-        run.d_box_aqs.append(abs(nbox - nu_box(box0, ba)))
+        run.d_box_aqs.append(abs(nbox - box_poisson_between(box0, ba)))
 
 
 def fmt_row(label: str, runs: list[NetworkRun], costs: dict) -> str:

@@ -41,6 +41,13 @@ def box_strain(box: np.ndarray) -> np.ndarray:
     return box / box[0] - 1.0
 
 
+def box_poisson_between(box0: np.ndarray, box: np.ndarray) -> float:
+    """Box ν = -ε_y/ε_x of box lengths `box` [2] against `box0` [2] (one state; `box_poisson_series`
+    for a trajectory)."""
+    eps = box_strain(np.stack([box0, box]))[1]
+    return float(-eps[1] / eps[0])
+
+
 def box_poisson_series(traj) -> np.ndarray:
     """[T] box ν(t) = -ε_y(t)/ε_x(t); NaN at t = 0 (no strain yet)."""
     _, box = _arrays(traj)

@@ -54,6 +54,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import accuracy_cost as ac  # benchmarks/ (the script's folder); its run_case drives mode interleave
 import numpy as np
 import torch
 
@@ -253,26 +254,11 @@ def run_minimiser(
     return states, cost
 
 
-def accuracy_cost_module():
-    """benchmarks/accuracy_cost.py (its run_case drives fix gnn/rollout mode interleave), loaded by path."""
-    import importlib.util
-    import sys
-
-    if "accuracy_cost" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("accuracy_cost", Path(__file__).with_name("accuracy_cost.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["accuracy_cost"] = module  # its dataclasses look their module up by name
-        spec.loader.exec_module(module)
-    return sys.modules["accuracy_cost"]
-
-
 def run_interleave(
     traj: Trajectory, model_path: Path, targets: list[int], block: int, corr: Corrector, delta_l: float
 ) -> tuple[dict, Cost]:
     """fix gnn/rollout mode interleave (md corr.md_intervals·ξ MD steps, then `block` learned steps per cycle,
     from snapshot 0) through accuracy_cost.run_case; {target: (nu_est, nu_box)} and the cost from snapshot 0."""
-    ac = accuracy_cost_module()
     meta = traj.metadata
     net = Network(traj.positions[0], traj.box[0], traj.bonds, traj.rest_length)
     lx0 = float(traj.box[0, 0])
